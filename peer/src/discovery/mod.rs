@@ -1,0 +1,305 @@
+//! Peer discovery and membership: the shared peer list (`Membership`), the
+//! three discovery phases (`engine`), the pure list rules (`membership`) and
+//! the Online/Degraded/Offline machine (`state`).
+pub mod engine;
+pub mod membership;
+pub mod state;
+pub mod wire;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::Result;
+use crate::clock::now_ms;
+use crate::config::PeerDiscoveryConfig;
+use crate::events::{EventKind, EventLog};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use membership::{Failure, IgnoreReason, Merge, PeerDescription, PeerRecord, PeerTable, Source};
+use state::NodeState;
+
+/// The node's view of the network, shared by the servers (which learn of
+/// peers when they call us) and the discovery engine (which calls them).
+/// Every change is written through to SQLite before the lock is released,
+/// so the database never lags behind what the APIs have shown.
+pub struct Membership {
+    pub me: PeerDescription,
+    pub cfg: PeerDiscoveryConfig,
+    table: Mutex<PeerTable>,
+    store: Store,
+    pub events: EventLog,
+    pub metrics: Metrics,
+    state: watch::Sender<NodeState>,
+    last_discovery_ms: AtomicI64,
+    started_ms: i64,
+    ready: AtomicBool,
+}
+
+/// What `merge` did, for callers that continue discovery from new peers.
+#[derive(Debug, Default)]
+pub struct MergeReport {
+    pub added: Vec<String>,
+    pub ignored: Vec<(String, IgnoreReason)>,
+}
+
+/// Snapshot served by the status API and shown by the devnet dashboard.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub address: String,
+    pub port: u16,
+    pub state: String,
+    pub known_peers: usize,
+    pub active_peers: usize,
+    pub min_healthy_peers: usize,
+    /// Unix milliseconds; 0 if no discovery round has reached a peer yet.
+    pub last_successful_discovery: i64,
+    pub uptime_seconds: u64,
+    pub version: String,
+}
+
+/// Long enough for every neighbour to notice the failure too: they ping on
+/// the same interval and remove after the same number of failures.
+fn tombstone_ms(cfg: &PeerDiscoveryConfig) -> i64 {
+    let ms = cfg.refresh_interval_minutes.as_millis() as i64;
+    ms.saturating_mul(i64::from(cfg.failure_threshold) + 2)
+}
+
+impl Membership {
+    pub fn new(me: PeerDescription, cfg: PeerDiscoveryConfig, store: Store) -> Result<Self> {
+        let mut table = PeerTable::new(
+            me.peer_id.clone(),
+            (me.address.clone(), me.port),
+            cfg.max_peers_in_list,
+            cfg.failure_threshold,
+            tombstone_ms(&cfg),
+        );
+        let rejected = table.load(store.load_peers()?);
+        store.apply(&[], &rejected)?;
+        let metrics = Metrics::new();
+        metrics.peers_known.set(table.len() as i64);
+        Ok(Self {
+            me,
+            cfg,
+            table: Mutex::new(table),
+            store,
+            events: EventLog::new(1000),
+            metrics,
+            state: watch::channel(NodeState::Offline).0,
+            last_discovery_ms: AtomicI64::new(0),
+            started_ms: now_ms(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PeerTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a table change, persists what it touched, then refreshes
+    /// gauges and the state machine.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut PeerTable, &mut Vec<String>, &mut Vec<String>) -> T,
+    ) -> Result<T> {
+        let mut table = self.lock();
+        let (mut touched, mut removed) = (Vec::new(), Vec::new());
+        let out = f(&mut table, &mut touched, &mut removed);
+        let rows: Vec<PeerRecord> = touched
+            .iter()
+            .filter_map(|id| table.get(id).cloned())
+            .collect();
+        self.store.apply(&rows, &removed)?;
+        let (known, active) = (table.len(), table.active_count());
+        drop(table);
+        self.metrics.peers_known.set(known as i64);
+        self.metrics.peers_active.set(active as i64);
+        self.evaluate_state(active);
+        Ok(out)
+    }
+
+    /// Merges descriptions of peers; `Direct` ones are alive right now.
+    pub fn merge(&self, peers: &[PeerDescription], source: Source) -> Result<MergeReport> {
+        let now = now_ms();
+        let report = self.change(|table, touched, removed| {
+            let mut report = MergeReport::default();
+            for d in peers {
+                match table.merge(d, source, now) {
+                    Merge::Added => report.added.push(d.peer_id.clone()),
+                    Merge::Updated => {}
+                    Merge::Replaced { old_peer_id } => {
+                        removed.push(old_peer_id);
+                        report.added.push(d.peer_id.clone());
+                    }
+                    Merge::Ignored(why) => {
+                        report.ignored.push((d.peer_id.clone(), why));
+                        continue;
+                    }
+                }
+                touched.push(d.peer_id.clone());
+            }
+            report
+        })?;
+        for id in &report.added {
+            self.events.record(
+                EventKind::PeerAdded,
+                Some(id),
+                format!("peer {id} joined the list"),
+            );
+        }
+        Ok(report)
+    }
+
+    pub fn mark_bootstrap(&self, peer_id: &str) -> Result<()> {
+        self.change(|t, touched, _| {
+            t.mark_bootstrap(peer_id);
+            touched.push(peer_id.to_owned());
+        })
+    }
+
+    pub fn record_success(&self, peer_id: &str) -> Result<()> {
+        let now = now_ms();
+        self.change(|t, touched, _| {
+            if t.record_success(peer_id, now) {
+                touched.push(peer_id.to_owned());
+            }
+        })
+    }
+
+    /// Counts a failed call; removes the peer past the threshold.
+    pub fn record_failure(&self, peer_id: &str, operation: &str) -> Result<Option<Failure>> {
+        self.metrics
+            .connection_errors
+            .with_label_values(&[operation])
+            .inc();
+        let now = now_ms();
+        let outcome = self.change(|t, touched, removed| {
+            let f = t.record_failure(peer_id, now);
+            match f {
+                Some(Failure::Removed(_)) => removed.push(peer_id.to_owned()),
+                Some(Failure::Counted(_)) => touched.push(peer_id.to_owned()),
+                None => {}
+            }
+            f
+        })?;
+        if let Some(Failure::Removed(n)) = outcome {
+            self.metrics.peers_removed.inc();
+            self.events.record(
+                EventKind::PeerRemoved,
+                Some(peer_id),
+                format!(
+                    "peer {peer_id} removed after {n} consecutive failures (threshold {})",
+                    self.cfg.failure_threshold
+                ),
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Administrative removal.
+    pub fn remove(&self, peer_id: &str) -> Result<bool> {
+        let removed = self.change(|t, _, removed| {
+            let found = t.remove(peer_id).is_some();
+            if found {
+                removed.push(peer_id.to_owned());
+            }
+            found
+        })?;
+        if removed {
+            self.events.record(
+                EventKind::PeerRemoved,
+                Some(peer_id),
+                format!("peer {peer_id} removed"),
+            );
+        }
+        Ok(removed)
+    }
+
+    pub fn list(&self, max: usize, exclude: Option<&str>) -> Vec<PeerRecord> {
+        self.lock().list(max, exclude)
+    }
+
+    pub fn get(&self, peer_id: &str) -> Option<PeerRecord> {
+        self.lock().get(peer_id).cloned()
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().ids()
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let t = self.lock();
+        (t.len(), t.active_count())
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.lock().is_full()
+    }
+
+    fn evaluate_state(&self, active: usize) {
+        let current = *self.state.borrow();
+        let steps = state::evaluate(current, active, self.cfg.min_healthy_peers);
+        let Some(last) = steps.last() else { return };
+        for t in &steps {
+            self.metrics
+                .state_transitions
+                .with_label_values(&[t.from.as_str(), t.to.as_str()])
+                .inc();
+            self.events.record(
+                EventKind::StateChanged,
+                None,
+                format!(
+                    "{} -> {} ({}; {active} active, minimum {})",
+                    t.from, t.to, t.trigger, self.cfg.min_healthy_peers
+                ),
+            );
+        }
+        self.metrics.set_state(last.to);
+        // send_replace: the value changes even with no receiver alive.
+        self.state.send_replace(last.to);
+    }
+
+    pub fn state(&self) -> NodeState {
+        *self.state.borrow()
+    }
+
+    pub fn subscribe_state(&self) -> watch::Receiver<NodeState> {
+        self.state.subscribe()
+    }
+
+    pub fn discovery_succeeded(&self) {
+        let now = now_ms();
+        self.last_discovery_ms.store(now, Ordering::Relaxed);
+        self.metrics
+            .last_successful_discovery
+            .set(now as f64 / 1000.0);
+    }
+
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Ready once the first discovery pass finished, whatever its outcome.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let (known, active) = self.counts();
+        NodeStatus {
+            node_id: self.me.peer_id.clone(),
+            address: self.me.address.clone(),
+            port: self.me.port,
+            state: self.state().to_string(),
+            known_peers: known,
+            active_peers: active,
+            min_healthy_peers: self.cfg.min_healthy_peers,
+            last_successful_discovery: self.last_discovery_ms.load(Ordering::Relaxed),
+            uptime_seconds: ((now_ms() - self.started_ms).max(0) / 1000) as u64,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Sorcha Peer: a node that discovers peers, keeps a persistent membership
+//! list, and reports its Online/Degraded/Offline state.
+//!
+//! Layout follows the design's components: `config`, `discovery` (with the
+//! pure `membership` table and `state` machine), `store` (SQLite), `client`
+//! (outgoing calls), `api` (gRPC + REST on one port), `metrics`, `events`,
+//! `node` (wiring and lifecycle) and `cli` (the `sorcha-peer` commands).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod node;
+pub mod store;
+
+pub use error::{Error, Result};

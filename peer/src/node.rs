@@ -1,0 +1,135 @@
+//! The orchestrator: opens the store, binds the one listener, starts the
+//! servers and the discovery engine, and shuts them down cleanly.
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::PeerClient;
+use crate::config::{IpProtocol, PeerServiceConfig};
+use crate::discovery::Membership;
+use crate::discovery::engine::Engine;
+use crate::discovery::membership::{Capabilities, PeerDescription};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// Protocols this build serves, advertised in `supported_protocols`.
+pub const SUPPORTED_PROTOCOLS: [&str; 2] = ["grpc", "rest"];
+
+/// A running node. Dropping it without `shutdown` leaves tasks running
+/// until the runtime ends.
+pub struct NodeHandle {
+    pub local_addr: SocketAddr,
+    pub membership: Arc<Membership>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    pub fn node_id(&self) -> &str {
+        &self.membership.me.peer_id
+    }
+
+    /// `http://` URL other peers and the CLI use to reach this node.
+    pub fn url(&self) -> String {
+        crate::client::peer_url(&self.membership.me.address, self.local_addr.port())
+    }
+
+    /// Stops discovery and the listener; waits up to 5 s for in-flight
+    /// requests before aborting them.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for mut task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
+    if cfg.security.require_mutual_tls {
+        return Err(Error::NotImplemented(
+            "Security.RequireMutualTLS=true (mutual TLS arrives with the communication/security issue); set it to false",
+        ));
+    }
+    let store = Store::open(&cfg.data_directory)?;
+    let node_id = store.node_id(cfg.node_id.as_deref())?;
+    let bind = format!("{}:{}", cfg.listen_address, cfg.listen_port);
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr: bind, source })?;
+    let me = PeerDescription {
+        peer_id: node_id,
+        address: advertised_address(&cfg, local_addr.ip()),
+        port: local_addr.port(),
+        supported_protocols: SUPPORTED_PROTOCOLS.iter().map(|s| s.to_string()).collect(),
+        last_seen: 0,
+        capabilities: Capabilities {
+            supports_streaming: false,
+            supports_transaction_distribution: false,
+            max_transaction_size: i32::try_from(cfg.transaction_distribution.max_transaction_size)
+                .unwrap_or(i32::MAX),
+        },
+    };
+    let membership = Arc::new(Membership::new(me, cfg.peer_discovery.clone(), store)?);
+    tracing::info!(node_id = %membership.me.peer_id, %local_addr, advertised = %membership.me.address, "node listening");
+
+    let shutdown = CancellationToken::new();
+    let app = crate::api::router(membership.clone());
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "listener failed");
+        }
+    });
+    let client = PeerClient::new(
+        cfg.communication.connection_timeout,
+        cfg.peer_discovery.peer_timeout_seconds,
+    );
+    let engine = tokio::spawn(Engine::new(membership.clone(), client).run(shutdown.clone()));
+    Ok(NodeHandle {
+        local_addr,
+        membership,
+        shutdown,
+        tasks: vec![engine, server],
+    })
+}
+
+/// The address other peers should dial: the configured external address,
+/// else the bound address, else the first usable interface address.
+pub fn advertised_address(cfg: &PeerServiceConfig, bound: IpAddr) -> String {
+    if let Some(ext) = &cfg.network_address.external_address {
+        return ext.clone();
+    }
+    if !bound.is_unspecified() {
+        return bound.to_string();
+    }
+    let want_v6 = cfg.network_address.preferred_protocol == IpProtocol::IPv6;
+    let usable = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
+        }
+    };
+    let addrs: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|v| v.into_iter().map(|i| i.ip()).filter(usable).collect())
+        .unwrap_or_default();
+    addrs
+        .iter()
+        .find(|ip| ip.is_ipv6() == want_v6)
+        .or_else(|| addrs.first())
+        .map_or_else(|| "127.0.0.1".to_owned(), IpAddr::to_string)
+}

@@ -1,0 +1,41 @@
+//! Compiles the .proto files with protox (pure Rust), so building needs no
+//! system `protoc`.
+use std::path::PathBuf;
+
+const OURS: [&str; 3] = [
+    "peer_discovery.proto",
+    "transaction_distribution.proto",
+    "peer_communication.proto",
+];
+const DESIGN: [&str; 2] = ["peer_discovery.proto", "transaction_distribution.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    for file in OURS.iter().chain(DESIGN.iter().map(|f| f as &&str)) {
+        println!("cargo:rerun-if-changed={file}");
+        println!("cargo:rerun-if-changed=design/{file}");
+    }
+
+    let ours = protox::compile(OURS, ["."])?;
+    // Discovery messages double as the REST fallback's JSON bodies, with
+    // the proto field names (snake_case) and absent fields defaulted, so
+    // REST and gRPC carry the same schema.
+    tonic_prost_build::configure()
+        .out_dir(&out)
+        .message_attribute(
+            ".sorcha.peer.discovery",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        )
+        .compile_fds(ours)?;
+
+    // The design document's proto text, verbatim, compiled into a separate
+    // module: the compatibility tests drive our server with this client.
+    let design_out = out.join("design");
+    std::fs::create_dir_all(&design_out)?;
+    let design = protox::compile(DESIGN, ["design"])?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .out_dir(&design_out)
+        .compile_fds(design)?;
+    Ok(())
+}

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerClient;
 use crate::config::{IpProtocol, PeerServiceConfig};
-use crate::discovery::Membership;
 use crate::discovery::engine::Engine;
 use crate::discovery::membership::{Capabilities, PeerDescription};
+use crate::discovery::{FLUSH_INTERVAL, Membership};
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -58,6 +58,9 @@ pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
             "Security.RequireMutualTLS=true (mutual TLS arrives with the communication/security issue); set it to false",
         ));
     }
+    for (option, component) in cfg.inert_options() {
+        tracing::warn!("{option} is set but has no effect yet: this build has no {component}");
+    }
     let store = Store::open(&cfg.data_directory)?;
     let node_id = store.node_id(cfg.node_id.as_deref())?;
     let bind = format!("{}:{}", cfg.listen_address, cfg.listen_port);
@@ -100,12 +103,36 @@ pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
         cfg.peer_discovery.peer_timeout_seconds,
     );
     let engine = tokio::spawn(Engine::new(membership.clone(), client).run(shutdown.clone()));
+    let flusher = tokio::spawn(flush_periodically(membership.clone(), shutdown.clone()));
     Ok(NodeHandle {
         local_addr,
         membership,
         shutdown,
-        tasks: vec![engine, server],
+        tasks: vec![engine, server, flusher],
     })
+}
+
+/// Persists peer-list changes every `FLUSH_INTERVAL`, and once more after
+/// shutdown so a clean stop loses nothing.
+async fn flush_periodically(m: Arc<Membership>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = shutdown.cancelled() => true,
+        };
+        if let Err(e) = m.flush() {
+            m.events.record(
+                crate::events::EventKind::Error,
+                None,
+                format!("persisting the peer list: {e}"),
+            );
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// The address other peers should dial: the configured external address,

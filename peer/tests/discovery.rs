@@ -80,15 +80,15 @@ async fn a_stopped_peer_is_removed_after_the_failure_threshold() {
         "{}",
         removal.message
     );
-    // And it is gone from disk too.
-    let on_disk: Vec<String> = Store::open(dirs[1].path())
-        .unwrap()
-        .load_peers()
-        .unwrap()
-        .into_iter()
-        .map(|p| p.peer_id)
-        .collect();
-    assert_eq!(on_disk, vec![boot.node_id().to_owned()]);
+    // And from disk, at the next write-behind flush.
+    let on_disk = || -> Vec<String> {
+        let rows = Store::open(dirs[1].path()).unwrap().load_peers().unwrap();
+        rows.into_iter().map(|p| p.peer_id).collect()
+    };
+    wait_for("the removal to be persisted", LIMIT, || {
+        on_disk() == vec![boot.node_id().to_owned()]
+    })
+    .await;
     a.shutdown().await;
     boot.shutdown().await;
 }

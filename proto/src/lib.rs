@@ -24,7 +24,10 @@ pub mod design {
         include!(concat!(env!("OUT_DIR"), "/design/sorcha.peer.discovery.rs"));
     }
     pub mod transaction {
-        include!(concat!(env!("OUT_DIR"), "/design/sorcha.peer.transaction.rs"));
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/design/sorcha.peer.transaction.rs"
+        ));
     }
 }
 

@@ -8,7 +8,7 @@ use sorcha_proto::discovery::{
 use crate::discovery::Membership;
 use crate::discovery::membership::{IgnoreReason, Source};
 use crate::discovery::state::NodeState;
-use crate::discovery::wire::{describe, description_to_info, record_to_info};
+use crate::discovery::wire::{describe, description_to_info};
 
 #[derive(Debug)]
 pub enum RequestError {
@@ -30,7 +30,7 @@ pub fn register(
     let info = req
         .peer_info
         .ok_or_else(|| RequestError::Invalid("peer_info: required".into()))?;
-    let d = describe(&info).map_err(RequestError::Invalid)?;
+    let d = describe(info).map_err(RequestError::Invalid)?;
     let report = m.merge(std::slice::from_ref(&d), Source::Direct)?;
     let (success, message) = match report.ignored.first().map(|(_, why)| *why) {
         None => (true, format!("registered {}", d.peer_id)),
@@ -67,7 +67,7 @@ pub fn peer_list(m: &Membership, req: PeerListRequest) -> Result<PeerListRespons
             req.max_peers
         )));
     }
-    if let Some(info) = &req.requester {
+    if let Some(info) = req.requester {
         let d = describe(info)
             .map_err(|e| RequestError::Invalid(e.replacen("peer_info", "requester", 1)))?;
         m.merge(std::slice::from_ref(&d), Source::Direct)?;
@@ -80,17 +80,17 @@ pub fn peer_list(m: &Membership, req: PeerListRequest) -> Result<PeerListRespons
         n => (n as usize).min(cap),
     };
     let exclude = Some(req.requesting_peer_id.as_str()).filter(|s| !s.is_empty());
-    let peers = m.list(max, exclude);
+    let peers = m.list_infos(max, exclude);
     let (known, _) = m.counts();
     Ok(PeerListResponse {
-        peers: peers.iter().map(record_to_info).collect(),
+        peers,
         total_peers: known as i32,
         responder: Some(self_info(m)),
     })
 }
 
 pub fn ping(m: &Membership, req: PingRequest) -> Result<PingResponse, RequestError> {
-    if let Some(info) = &req.sender {
+    if let Some(info) = req.sender {
         let d = describe(info)
             .map_err(|e| RequestError::Invalid(e.replacen("peer_info", "sender", 1)))?;
         m.merge(std::slice::from_ref(&d), Source::Direct)?;

@@ -29,11 +29,8 @@ pub struct DevnetOptions {
 /// Configuration of devnet peer `i`: loopback only, quick intervals, and a
 /// healthy-peer minimum the network can actually reach.
 pub fn devnet_config(opts: &DevnetOptions, i: u16, data_root: &Path) -> PeerServiceConfig {
-    let mut cfg = PeerServiceConfig::default();
-    cfg.listen_address = "127.0.0.1".into();
-    cfg.listen_port = opts.port_base + i;
-    cfg.data_directory = data_root.join(format!("peer-{i}"));
-    cfg.offline_mode.persistence_path = cfg.data_directory.join("tx_queue.db");
+    let mut cfg =
+        PeerServiceConfig::loopback(data_root.join(format!("peer-{i}")), opts.port_base + i);
     let d = &mut cfg.peer_discovery;
     if i > 0 {
         d.bootstrap_nodes = vec![format!("http://127.0.0.1:{}", opts.port_base)];

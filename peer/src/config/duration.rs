@@ -44,7 +44,7 @@ pub(crate) fn human(d: Duration) -> String {
 }
 
 fn serialize_in<S: Serializer>(d: &Duration, unit: Unit, s: S) -> Result<S::Ok, S::Error> {
-    if d.subsec_nanos() == 0 && d.as_secs() % unit.secs == 0 {
+    if d.subsec_nanos() == 0 && d.as_secs().checked_rem(unit.secs) == Some(0) {
         s.serialize_u64(d.as_secs() / unit.secs)
     } else {
         s.serialize_str(&human(*d))
@@ -54,7 +54,7 @@ fn serialize_in<S: Serializer>(d: &Duration, unit: Unit, s: S) -> Result<S::Ok, 
 struct DurationVisitor(Unit);
 
 impl DurationVisitor {
-    fn from_units<E: de::Error>(&self, n: f64, unexp: Unexpected<'_>) -> Result<Duration, E> {
+    fn in_units<E: de::Error>(&self, n: f64, unexp: Unexpected<'_>) -> Result<Duration, E> {
         if !n.is_finite() || n < 0.0 {
             return Err(E::invalid_value(unexp, self));
         }
@@ -84,7 +84,7 @@ impl<'de> Visitor<'de> for DurationVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        self.from_units(v, Unexpected::Float(v))
+        self.in_units(v, Unexpected::Float(v))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
@@ -98,7 +98,7 @@ impl<'de> Visitor<'de> for DurationVisitor {
             .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
         {
             return match t.parse::<f64>() {
-                Ok(n) => self.from_units(n, Unexpected::Str(v)),
+                Ok(n) => self.in_units(n, Unexpected::Str(v)),
                 Err(_) => Err(E::invalid_value(Unexpected::Str(v), &self)),
             };
         }

@@ -202,7 +202,8 @@ fn deserialize(
         let keys = key_prefix(err.path());
         // An environment value that looked like a number or boolean but
         // lands in a string field is taken verbatim.
-        if let Some(raw) = leaves.get(&keys) {
+        let whole_leaf = keys.len() == err.path().iter().count();
+        if let Some(raw) = leaves.get(&keys).filter(|_| whole_leaf) {
             let slot = get_mut(&mut tree, &keys).expect("env leaves exist in the tree");
             if expected_of(&msg).contains("string") && !slot.is_string() {
                 *slot = Value::String(raw.clone());
@@ -215,7 +216,10 @@ fn deserialize(
             value: shown,
             expected: expected_of(&msg),
         });
-        let default = get_mut(&mut defaults.clone(), &keys).cloned();
+        let default = keys
+            .iter()
+            .try_fold(defaults, |v, k| v.get(k.as_str()))
+            .cloned();
         match (default, get_mut(&mut tree, &keys)) {
             (Some(d), Some(slot)) if *slot != d && !keys.is_empty() => *slot = d,
             _ => return None,

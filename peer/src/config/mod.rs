@@ -7,6 +7,7 @@
 //! at once as [`Error::Config`](crate::Error::Config).
 mod addr;
 pub mod duration;
+mod inert;
 mod load;
 mod merge;
 mod password;

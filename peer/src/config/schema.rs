@@ -218,6 +218,8 @@ impl Default for OfflineModeConfig {
     }
 }
 
+// Spelled out like the other sections so every default is visible here.
+#[allow(clippy::derivable_impls)]
 impl Default for SecurityConfig {
     fn default() -> Self {
         Self {
@@ -225,6 +227,21 @@ impl Default for SecurityConfig {
             certificate_path: None,
             certificate_password: None,
             trusted_cas: None,
+        }
+    }
+}
+
+impl PeerServiceConfig {
+    /// Defaults, but bound to 127.0.0.1 on `port` with data in
+    /// `data_directory`: the starting point of devnet, test and benchmark
+    /// nodes. Port 0 (an ephemeral port) is for in-process use only; a
+    /// config file must name a port.
+    pub fn loopback(data_directory: PathBuf, port: u16) -> Self {
+        Self {
+            listen_address: "127.0.0.1".into(),
+            listen_port: port,
+            data_directory,
+            ..Default::default()
         }
     }
 }

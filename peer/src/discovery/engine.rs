@@ -168,14 +168,16 @@ impl Engine {
             .await?;
         let bootstrap = list
             .responder
-            .as_ref()
             .and_then(|r| describe(r).ok())
             .unwrap_or_else(|| described_by_url(&pong.peer_id, url));
         self.m
             .merge(std::slice::from_ref(&bootstrap), Source::Direct)?;
         self.m.mark_bootstrap(&bootstrap.peer_id)?;
-        let peers: Vec<PeerDescription> =
-            list.peers.iter().filter_map(|p| describe(p).ok()).collect();
+        let peers: Vec<PeerDescription> = list
+            .peers
+            .into_iter()
+            .filter_map(|p| describe(p).ok())
+            .collect();
         self.m.merge(&peers, Source::Hearsay)?;
         Ok(Some(bootstrap.peer_id))
     }
@@ -215,11 +217,14 @@ impl Engine {
                     self.m.discovery_succeeded();
                     let responder: Vec<_> = list
                         .responder
-                        .iter()
+                        .into_iter()
                         .filter_map(|r| describe(r).ok())
                         .collect();
-                    let peers: Vec<_> =
-                        list.peers.iter().filter_map(|p| describe(p).ok()).collect();
+                    let peers: Vec<_> = list
+                        .peers
+                        .into_iter()
+                        .filter_map(|p| describe(p).ok())
+                        .collect();
                     self.m
                         .record_success(&id)
                         .and_then(|_| self.m.merge(&responder, Source::Direct))

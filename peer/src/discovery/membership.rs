@@ -55,6 +55,9 @@ pub struct PeerDescription {
 pub enum Merge {
     Added,
     Updated,
+    /// Hearsay about a peer we already know: ignored, since only the peer
+    /// itself (or our own calls to it) can tell us something newer.
+    Known,
     /// Took over the address of a peer with another id, which was dropped
     /// (a node re-created with a new identity on the same address).
     Replaced {
@@ -97,6 +100,9 @@ pub struct PeerTable {
     /// How long a removed peer stays removed against hearsay, in ms.
     tombstone_ms: i64,
     peers: HashMap<String, PeerRecord>,
+    /// (address, port) -> peer id, so the one-peer-per-address rule costs a
+    /// lookup, not a scan, on every merge.
+    by_endpoint: HashMap<(String, u16), String>,
     /// Removal time of failed peers. Without this, a peer removed here would
     /// come straight back from a neighbour's list that still names it.
     tombstones: HashMap<String, i64>,
@@ -117,6 +123,7 @@ impl PeerTable {
             failure_threshold,
             tombstone_ms,
             peers: HashMap::new(),
+            by_endpoint: HashMap::new(),
             tombstones: HashMap::new(),
         }
     }
@@ -134,7 +141,7 @@ impl PeerTable {
                 rejected.push(row.peer_id);
                 continue;
             }
-            self.peers.insert(row.peer_id.clone(), row);
+            self.insert(row);
         }
         rejected
     }
@@ -144,10 +151,21 @@ impl PeerTable {
     }
 
     fn owner_of(&self, address: &str, port: u16) -> Option<&str> {
-        self.peers
-            .values()
-            .find(|p| p.address == address && p.port == port)
-            .map(|p| p.peer_id.as_str())
+        self.by_endpoint
+            .get(&(address.to_owned(), port))
+            .map(String::as_str)
+    }
+
+    fn insert(&mut self, row: PeerRecord) {
+        self.by_endpoint
+            .insert((row.address.clone(), row.port), row.peer_id.clone());
+        self.peers.insert(row.peer_id.clone(), row);
+    }
+
+    fn take(&mut self, peer_id: &str) -> Option<PeerRecord> {
+        let row = self.peers.remove(peer_id)?;
+        self.by_endpoint.remove(&(row.address.clone(), row.port));
+        Some(row)
     }
 
     /// Adds or refreshes a peer. `now` is Unix milliseconds.
@@ -177,23 +195,25 @@ impl PeerTable {
             if source == Source::Hearsay {
                 return Merge::Ignored(IgnoreReason::InvalidAddress);
             }
-            self.peers.remove(old);
+            self.take(old);
         }
         let direct = source == Source::Direct;
         if let Some(p) = self.peers.get_mut(&d.peer_id) {
-            if direct || d.last_seen > p.last_seen {
+            if !direct {
+                return Merge::Known;
+            }
+            if (p.address.as_str(), p.port) != (d.address.as_str(), d.port) {
+                self.by_endpoint.remove(&(p.address.clone(), p.port));
+                self.by_endpoint
+                    .insert((d.address.clone(), d.port), d.peer_id.clone());
                 p.address.clone_from(&d.address);
                 p.port = d.port;
-                p.supported_protocols.clone_from(&d.supported_protocols);
-                p.capabilities = d.capabilities;
             }
-            if direct {
-                p.last_seen = now;
-                p.failure_count = 0;
-                p.responsive = true;
-            } else {
-                p.last_seen = p.last_seen.max(d.last_seen.min(now));
-            }
+            p.supported_protocols.clone_from(&d.supported_protocols);
+            p.capabilities = d.capabilities;
+            p.last_seen = now;
+            p.failure_count = 0;
+            p.responsive = true;
             return match squatter {
                 Some(old_peer_id) => Merge::Replaced { old_peer_id },
                 None => Merge::Updated,
@@ -202,25 +222,22 @@ impl PeerTable {
         if self.peers.len() >= self.max_peers {
             return Merge::Ignored(IgnoreReason::ListFull);
         }
-        self.peers.insert(
-            d.peer_id.clone(),
-            PeerRecord {
-                peer_id: d.peer_id.clone(),
-                address: d.address.clone(),
-                port: d.port,
-                supported_protocols: d.supported_protocols.clone(),
-                first_seen: now,
-                last_seen: if direct {
-                    now
-                } else {
-                    d.last_seen.clamp(0, now)
-                },
-                failure_count: 0,
-                capabilities: d.capabilities,
-                is_bootstrap: false,
-                responsive: direct,
+        self.insert(PeerRecord {
+            peer_id: d.peer_id.clone(),
+            address: d.address.clone(),
+            port: d.port,
+            supported_protocols: d.supported_protocols.clone(),
+            first_seen: now,
+            last_seen: if direct {
+                now
+            } else {
+                d.last_seen.clamp(0, now)
             },
-        );
+            failure_count: 0,
+            capabilities: d.capabilities,
+            is_bootstrap: false,
+            responsive: direct,
+        });
         match squatter {
             Some(old_peer_id) => Merge::Replaced { old_peer_id },
             None => Merge::Added,
@@ -254,7 +271,7 @@ impl PeerTable {
         p.responsive = false;
         let n = p.failure_count;
         if n > self.failure_threshold {
-            self.peers.remove(peer_id);
+            self.take(peer_id);
             self.tombstones.insert(peer_id.to_owned(), now);
             Some(Failure::Removed(n))
         } else {
@@ -263,7 +280,7 @@ impl PeerTable {
     }
 
     pub fn remove(&mut self, peer_id: &str) -> Option<PeerRecord> {
-        self.peers.remove(peer_id)
+        self.take(peer_id)
     }
 
     pub fn get(&self, peer_id: &str) -> Option<&PeerRecord> {
@@ -292,7 +309,7 @@ impl PeerTable {
 
     /// Up to `max` peers, responsive and recently seen first, leaving out
     /// `exclude` (the requester: it need not hear about itself).
-    pub fn list(&self, max: usize, exclude: Option<&str>) -> Vec<PeerRecord> {
+    pub fn list(&self, max: usize, exclude: Option<&str>) -> Vec<&PeerRecord> {
         let mut out: Vec<&PeerRecord> = self
             .peers
             .values()
@@ -304,7 +321,8 @@ impl PeerTable {
                 .then(b.last_seen.cmp(&a.last_seen))
                 .then(a.peer_id.cmp(&b.peer_id))
         });
-        out.into_iter().take(max).cloned().collect()
+        out.truncate(max);
+        out
     }
 }
 
@@ -347,10 +365,8 @@ mod tests {
     fn duplicates_by_id_or_address_are_merged() {
         let mut t = mk_table();
         assert_eq!(t.merge(&mk_peer("a", 1), Source::Hearsay, 1), Merge::Added);
-        assert_eq!(
-            t.merge(&mk_peer("a", 1), Source::Hearsay, 2),
-            Merge::Updated
-        );
+        assert_eq!(t.merge(&mk_peer("a", 1), Source::Hearsay, 2), Merge::Known);
+        assert_eq!(t.merge(&mk_peer("a", 1), Source::Direct, 2), Merge::Updated);
         // Hearsay of another id on a known address is ignored ...
         assert_eq!(
             t.merge(&mk_peer("b", 1), Source::Hearsay, 3),
@@ -428,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn hearsay_does_not_make_a_peer_active_or_reset_failures() {
+    fn hearsay_about_a_known_peer_changes_nothing() {
         let mut t = mk_table();
         t.merge(&mk_peer("a", 1), Source::Hearsay, 1);
         assert_eq!(t.active_count(), 0);
@@ -437,10 +453,7 @@ mod tests {
         fresh.last_seen = 100;
         t.merge(&fresh, Source::Hearsay, 200);
         let p = t.get("a").unwrap();
-        assert_eq!(
-            (p.failure_count, p.last_seen, p.responsive),
-            (1, 100, false)
-        );
+        assert_eq!((p.failure_count, p.last_seen, p.responsive), (1, 0, false));
     }
 
     #[test]
@@ -452,7 +465,7 @@ mod tests {
         let ids: Vec<_> = t
             .list(10, Some("b"))
             .into_iter()
-            .map(|p| p.peer_id)
+            .map(|p| p.peer_id.clone())
             .collect();
         assert_eq!(ids, vec!["c", "a"]);
         assert_eq!(t.list(1, None).len(), 1);

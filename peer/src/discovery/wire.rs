@@ -4,7 +4,7 @@ use sorcha_proto::discovery::{PeerCapabilities, PeerInfo};
 use super::membership::{Capabilities, PeerDescription, PeerRecord};
 
 /// Why a `PeerInfo` from the wire was refused, naming the field.
-pub fn describe(info: &PeerInfo) -> Result<PeerDescription, String> {
+pub fn describe(info: PeerInfo) -> Result<PeerDescription, String> {
     if info.peer_id.is_empty() {
         return Err("peer_info.peer_id: must not be empty".into());
     }
@@ -26,10 +26,10 @@ pub fn describe(info: &PeerInfo) -> Result<PeerDescription, String> {
         .ok_or_else(|| format!("peer_info.port: expected 1..=65535, got {}", info.port))?;
     let caps = info.capabilities.unwrap_or_default();
     Ok(PeerDescription {
-        peer_id: info.peer_id.clone(),
-        address: info.address.clone(),
+        peer_id: info.peer_id,
+        address: info.address,
         port,
-        supported_protocols: info.supported_protocols.clone(),
+        supported_protocols: info.supported_protocols,
         last_seen: info.last_seen,
         capabilities: Capabilities {
             supports_streaming: caps.supports_streaming,
@@ -81,23 +81,31 @@ mod tests {
             port: 7001,
             ..Default::default()
         };
-        assert!(describe(&ok).is_ok());
+        assert!(describe(ok.clone()).is_ok());
         let bad_port = PeerInfo {
             port: 70000,
             ..ok.clone()
         };
-        assert!(describe(&bad_port).unwrap_err().contains("peer_info.port"));
+        assert!(
+            describe(bad_port.clone())
+                .unwrap_err()
+                .contains("peer_info.port")
+        );
         let no_id = PeerInfo {
             peer_id: String::new(),
             ..ok.clone()
         };
-        assert!(describe(&no_id).unwrap_err().contains("peer_info.peer_id"));
+        assert!(
+            describe(no_id.clone())
+                .unwrap_err()
+                .contains("peer_info.peer_id")
+        );
         let no_addr = PeerInfo {
             address: String::new(),
             ..ok
         };
         assert!(
-            describe(&no_addr)
+            describe(no_addr.clone())
                 .unwrap_err()
                 .contains("peer_info.address")
         );

@@ -10,10 +10,7 @@ use sorcha_peer::node::{self, NodeHandle};
 
 /// A node config on an ephemeral loopback port with fast discovery timers.
 pub fn mk_config(data: &Path, bootstrap: &[String]) -> PeerServiceConfig {
-    let mut cfg = PeerServiceConfig::default();
-    cfg.listen_address = "127.0.0.1".into();
-    cfg.listen_port = 0;
-    cfg.data_directory = data.to_path_buf();
+    let mut cfg = PeerServiceConfig::loopback(data.to_path_buf(), 0);
     let d = &mut cfg.peer_discovery;
     d.bootstrap_nodes = bootstrap.to_vec();
     d.refresh_interval_minutes = Duration::from_millis(300);

@@ -1,0 +1,98 @@
+//! Options this build accepts and validates but does not act on yet,
+//! because the component they configure has not landed. `run` warns about
+//! each one set away from its default, so nobody mistakes it for working.
+use super::PeerServiceConfig;
+
+impl PeerServiceConfig {
+    /// Paths of options set to a non-default value that have no effect yet,
+    /// each with the component that will give it one.
+    pub fn inert_options(&self) -> Vec<(&'static str, &'static str)> {
+        let d = PeerServiceConfig::default();
+        let mut out = Vec::new();
+        let mut check = |changed: bool, path, component| {
+            if changed {
+                out.push((path, component));
+            }
+        };
+        let (n, dn) = (&self.network_address, &d.network_address);
+        check(
+            n.stun_servers != dn.stun_servers,
+            "NetworkAddress.StunServers",
+            "address discovery",
+        );
+        check(
+            n.http_lookup_services != dn.http_lookup_services,
+            "NetworkAddress.HttpLookupServices",
+            "address discovery",
+        );
+        let (c, dc) = (&self.communication, &d.communication);
+        check(
+            c.preferred_protocol != dc.preferred_protocol,
+            "Communication.PreferredProtocol",
+            "communication manager",
+        );
+        check(
+            c.max_retries != dc.max_retries,
+            "Communication.MaxRetries",
+            "communication manager",
+        );
+        check(
+            c.retry_delay_seconds != dc.retry_delay_seconds,
+            "Communication.RetryDelaySeconds",
+            "communication manager",
+        );
+        check(
+            c.circuit_breaker_threshold != dc.circuit_breaker_threshold,
+            "Communication.CircuitBreakerThreshold",
+            "communication manager",
+        );
+        check(
+            c.circuit_breaker_reset_minutes != dc.circuit_breaker_reset_minutes,
+            "Communication.CircuitBreakerResetMinutes",
+            "communication manager",
+        );
+        let (t, dt) = (&self.transaction_distribution, &d.transaction_distribution);
+        // MaxTransactionSize is already advertised in the peer's capabilities.
+        let mut t_rest = t.clone();
+        t_rest.max_transaction_size = dt.max_transaction_size;
+        check(
+            t_rest != *dt,
+            "TransactionDistribution",
+            "transaction distribution",
+        );
+        check(
+            self.offline_mode != d.offline_mode,
+            "OfflineMode",
+            "offline queue",
+        );
+        // RequireMutualTLS=true is refused at start instead (node::start).
+        let mut s = self.security.clone();
+        s.require_mutual_tls = false;
+        check(s != d.security, "Security", "mutual TLS");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_not_reported_and_each_changed_option_is() {
+        let mut cfg = PeerServiceConfig::default();
+        assert!(cfg.inert_options().is_empty());
+        cfg.network_address.stun_servers = vec!["127.0.0.1:3478".into()];
+        cfg.communication.max_retries = 9;
+        cfg.offline_mode.max_queue_size = 5;
+        cfg.transaction_distribution.max_transaction_size = 5;
+        let paths: Vec<_> = cfg.inert_options().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "NetworkAddress.StunServers",
+                "Communication.MaxRetries",
+                "OfflineMode"
+            ]
+        );
+    }
+}

@@ -14,17 +14,16 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
+
+#[path = "../tests/common/fake.rs"]
+mod fake;
+use fake::{FakePeer, fake_info};
 use std::time::{Duration, Instant};
 
 use sorcha_peer::config::{PeerServiceConfig, to_yaml};
 use sorcha_peer::node::{self, NodeHandle};
+use sorcha_proto::discovery::RegisterPeerRequest;
 use sorcha_proto::discovery::peer_discovery_client::PeerDiscoveryClient;
-use sorcha_proto::discovery::peer_discovery_server::{PeerDiscovery, PeerDiscoveryServer};
-use sorcha_proto::discovery::{
-    PeerInfo, PeerListRequest, PeerListResponse, PingRequest, PingResponse, RegisterPeerRequest,
-    RegisterPeerResponse,
-};
-use tonic::{Request, Response, Status};
 
 struct Args {
     runs: usize,
@@ -95,46 +94,6 @@ async fn converge_once(n: usize) -> Duration {
     took
 }
 
-/// Answers discovery calls like a live peer with an empty list.
-struct FakePeer {
-    id: String,
-}
-
-#[tonic::async_trait]
-impl PeerDiscovery for FakePeer {
-    async fn get_peer_list(
-        &self,
-        _: Request<PeerListRequest>,
-    ) -> Result<Response<PeerListResponse>, Status> {
-        Ok(Response::new(PeerListResponse::default()))
-    }
-    async fn register_peer(
-        &self,
-        _: Request<RegisterPeerRequest>,
-    ) -> Result<Response<RegisterPeerResponse>, Status> {
-        Ok(Response::new(RegisterPeerResponse {
-            success: true,
-            message: String::new(),
-        }))
-    }
-    async fn ping(&self, _: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
-        Ok(Response::new(PingResponse {
-            peer_id: self.id.clone(),
-            status: 1,
-            ..Default::default()
-        }))
-    }
-}
-
-async fn spawn_fake(id: String) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app =
-        tonic::service::Routes::new(PeerDiscoveryServer::new(FakePeer { id })).into_axum_router();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    port
-}
-
 fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
@@ -190,22 +149,17 @@ async fn memory(held: usize) -> (u64, u64, u64) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle, _) = rss_kib(child.id());
 
-    let ports: Vec<u16> =
-        futures::future::join_all((0..held).map(|i| spawn_fake(format!("fake-{i}")))).await;
+    let fakes: Vec<FakePeer> = (0..held)
+        .map(|i| FakePeer::new(&format!("fake-{i}"), Duration::ZERO))
+        .collect();
+    let ports: Vec<u16> = futures::future::join_all(fakes.iter().map(FakePeer::spawn)).await;
     let mut client = PeerDiscoveryClient::connect(base.clone()).await.unwrap();
-    for (i, p) in ports.iter().enumerate() {
-        let info = PeerInfo {
-            peer_id: format!("fake-{i}"),
-            address: "127.0.0.1".into(),
-            port: i32::from(*p),
-            ..Default::default()
+    for (i, port) in ports.iter().enumerate() {
+        let info = fake_info(&format!("fake-{i}"), *port);
+        let req = RegisterPeerRequest {
+            peer_info: Some(info),
         };
-        client
-            .register_peer(RegisterPeerRequest {
-                peer_info: Some(info),
-            })
-            .await
-            .unwrap();
+        client.register_peer(req).await.unwrap();
     }
     drop(client);
     // Two refresh rounds that reach all of them.

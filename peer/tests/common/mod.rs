@@ -2,6 +2,8 @@
 //! files in temporary directories.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -107,6 +107,10 @@ async fn a_client_generated_from_the_design_proto_text_talks_to_the_peer() {
     node.shutdown().await;
 }
 
+async fn json_of(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn rest_fallback_serves_the_same_operations_on_the_same_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,46 +119,21 @@ async fn rest_fallback_serves_the_same_operations_on_the_same_port() {
     let http = reqwest::Client::new();
 
     let body = serde_json::json!({"peer_info": {"peer_id": "rest-peer", "address": "127.0.0.3", "port": 9100}});
-    let r: serde_json::Value = http
-        .post(format!("{base}/api/v1/peers/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = json_of(
+        http.post(format!("{base}/api/v1/peers/register"))
+            .json(&body),
+    )
+    .await;
     assert_eq!(r["success"], true, "{r}");
 
-    let list: serde_json::Value = http
-        .get(format!("{base}/api/v1/peers/list?max_peers=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = json_of(http.get(format!("{base}/api/v1/peers/list?max_peers=5"))).await;
     assert_eq!(list["total_peers"], 1);
     assert_eq!(list["peers"][0]["peer_id"], "rest-peer");
 
-    let pong: serde_json::Value = http
-        .get(format!("{base}/api/v1/peers/ping?peer_id=rest-peer"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pong = json_of(http.get(format!("{base}/api/v1/peers/ping?peer_id=rest-peer"))).await;
     assert_eq!(pong["peer_id"], node.node_id());
 
-    let status: serde_json::Value = http
-        .get(format!("{base}/api/v1/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = json_of(http.get(format!("{base}/api/v1/status"))).await;
     assert_eq!(status["state"], "Online");
     assert_eq!(status["known_peers"], 1);
 

@@ -199,47 +199,80 @@ impl Engine {
         self.observe("build", started);
     }
 
-    /// One round of GetPeerList calls; returns the ids it added.
-    async fn fetch_lists(&self, ids: &[String]) -> Vec<String> {
-        let max = self.m.cfg.max_peers_in_list;
+    /// Calls every peer in `ids` that is still listed, at most
+    /// `MaxConcurrentDiscoveries` at a time. Each answer counts as a success
+    /// and each error as a failure of `operation`; returns the answers.
+    async fn call_each<T, F, Fut>(
+        &self,
+        ids: &[String],
+        operation: &str,
+        call: F,
+    ) -> Vec<(String, T)>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = crate::Result<T>>,
+    {
         let calls = self.targets(ids).into_iter().map(|(id, url)| {
-            let req = self.list_request(max);
-            async move { (id, self.client.get_peer_list(&url, req).await) }
+            let answer = call(url);
+            async move { (id, answer.await) }
         });
         let results: Vec<_> = futures::stream::iter(calls)
             .buffer_unordered(self.m.cfg.max_concurrent_discoveries)
             .collect()
             .await;
-        let mut added = Vec::new();
+        let mut answers = Vec::new();
         for (id, result) in results {
-            let outcome = match result {
-                Ok(list) => {
-                    self.m.discovery_succeeded();
-                    let responder: Vec<_> = list
-                        .responder
-                        .into_iter()
-                        .filter_map(|r| describe(r).ok())
-                        .collect();
-                    let peers: Vec<_> = list
-                        .peers
-                        .into_iter()
-                        .filter_map(|p| describe(p).ok())
-                        .collect();
-                    self.m
-                        .record_success(&id)
-                        .and_then(|_| self.m.merge(&responder, Source::Direct))
-                        .and_then(|_| self.m.merge(&peers, Source::Hearsay))
-                        .map(|r| added.extend(r.added))
+            let recorded = match result {
+                Ok(answer) => {
+                    answers.push((id.clone(), answer));
+                    self.m.record_success(&id)
                 }
                 Err(e) => {
-                    tracing::debug!(peer = %id, error = %e, "peer list request failed");
-                    self.m.record_failure(&id, "peer_list").map(drop)
+                    tracing::debug!(peer = %id, error = %e, operation, "discovery call failed");
+                    self.m.record_failure(&id, operation).map(drop)
                 }
             };
-            if let Err(e) = outcome {
+            if let Err(e) = recorded {
                 self.m
                     .events
                     .record(EventKind::Error, Some(&id), e.to_string());
+            }
+        }
+        answers
+    }
+
+    /// One round of GetPeerList calls; returns the ids it added.
+    async fn fetch_lists(&self, ids: &[String]) -> Vec<String> {
+        let max = self.m.cfg.max_peers_in_list;
+        let lists = self
+            .call_each(ids, "peer_list", |url| {
+                let req = self.list_request(max);
+                async move { self.client.get_peer_list(&url, req).await }
+            })
+            .await;
+        let mut added = Vec::new();
+        for (id, list) in lists {
+            self.m.discovery_succeeded();
+            let responder: Vec<_> = list
+                .responder
+                .into_iter()
+                .filter_map(|r| describe(r).ok())
+                .collect();
+            let peers: Vec<_> = list
+                .peers
+                .into_iter()
+                .filter_map(|p| describe(p).ok())
+                .collect();
+            let merged = self
+                .m
+                .merge(&responder, Source::Direct)
+                .and_then(|_| self.m.merge(&peers, Source::Hearsay));
+            match merged {
+                Ok(report) => added.extend(report.added),
+                Err(e) => self
+                    .m
+                    .events
+                    .record(EventKind::Error, Some(&id), e.to_string()),
             }
         }
         added
@@ -254,35 +287,18 @@ impl Engine {
             .with_label_values(&["refresh"])
             .inc();
         let ids = self.m.ids();
-        let pings = self.targets(&ids).into_iter().map(|(id, url)| {
-            let req = PingRequest {
-                peer_id: self.m.me.peer_id.clone(),
-                sender: Some(self.me_info()),
-            };
-            async move { (id, self.client.ping(&url, req).await) }
-        });
-        let results: Vec<_> = futures::stream::iter(pings)
-            .buffer_unordered(self.m.cfg.max_concurrent_discoveries)
-            .collect()
-            .await;
-        let mut responders = Vec::new();
-        for (id, result) in results {
-            let outcome = match result {
-                Ok(_) => self
-                    .m
-                    .record_success(&id)
-                    .map(|_| responders.push(id.clone())),
-                Err(e) => {
-                    tracing::debug!(peer = %id, error = %e, "ping failed");
-                    self.m.record_failure(&id, "ping").map(drop)
-                }
-            };
-            if let Err(e) = outcome {
-                self.m
-                    .events
-                    .record(EventKind::Error, Some(&id), e.to_string());
-            }
-        }
+        let responders: Vec<String> = self
+            .call_each(&ids, "ping", |url| {
+                let req = PingRequest {
+                    peer_id: self.m.me.peer_id.clone(),
+                    sender: Some(self.me_info()),
+                };
+                async move { self.client.ping(&url, req).await }
+            })
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let (known, active) = self.m.counts();
         self.m.events.record(
             EventKind::DiscoveryRound,

@@ -26,6 +26,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".sorcha.peer.discovery",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
         )
+        .message_attribute(
+            ".sorcha.peer.transaction.TransactionNotification",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        )
+        .message_attribute(
+            ".sorcha.peer.transaction.NotificationAck",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        )
         .compile_fds(ours)?;
 
     // The design document's proto text, verbatim, compiled into a separate

@@ -34,6 +34,23 @@ pub enum Error {
     PeerRejected { peer: String, message: String },
     #[error("invalid peer address {address:?}: {reason}")]
     InvalidPeerAddress { address: String, reason: String },
+    #[error(
+        "the offline queue is full (OfflineMode.MaxQueueSize = {max} transactions); nothing was \
+         queued: retry once the node is back online and has flushed, or raise MaxQueueSize"
+    )]
+    QueueFull { max: usize },
+    #[error("invalid transaction hash {hash:?}: expected 64 lowercase hex digits (SHA-256)")]
+    InvalidTxHash { hash: String },
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(String),
+    #[error("transaction of {size} bytes exceeds MaxTransactionSize ({max} bytes)")]
+    TransactionTooLarge { size: u64, max: u64 },
+    #[error("transaction store {0} is closed")]
+    StoreClosed(String),
+    #[error("writing to {path} failed: {message}")]
+    StoreWrite { path: String, message: String },
+    #[error("address lookup via {target} failed: {message}")]
+    AddressLookup { target: String, message: String },
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
 }
@@ -50,7 +67,14 @@ impl Error {
             Error::PeerUnreachable { .. } => "peer_unreachable",
             Error::PeerRejected { .. } => "peer_rejected",
             Error::InvalidPeerAddress { .. } => "invalid_peer_address",
+            Error::QueueFull { .. } => "queue_full",
+            Error::InvalidTxHash { .. } => "invalid_tx_hash",
             Error::NotImplemented(_) => "not_implemented",
+            Error::AddressLookup { .. } => "address_lookup",
+            Error::StoreClosed(_) => "store_closed",
+            Error::InvalidTransaction(_) => "invalid_transaction",
+            Error::TransactionTooLarge { .. } => "transaction_too_large",
+            Error::StoreWrite { .. } => "store_write",
         }
     }
 }

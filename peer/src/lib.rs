@@ -7,6 +7,7 @@
 //! `node` (wiring and lifecycle) and `cli` (the `sorcha-peer` commands).
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod api;
 pub mod cli;
 pub mod client;
@@ -18,5 +19,6 @@ pub mod events;
 pub mod metrics;
 pub mod node;
 pub mod store;
+pub mod tx;
 
 pub use error::{Error, Result};

@@ -10,8 +10,8 @@
 //! | `last_successful_discovery` | `sorcha_last_successful_discovery_timestamp_seconds`   |
 //! | `connection_errors_total`   | `sorcha_connection_errors_total{operation}`            |
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::discovery::state::NodeState;
@@ -28,6 +28,19 @@ pub struct Metrics {
     pub peers_removed: IntCounter,
     pub state_transitions: IntCounterVec,
     pub requests: IntCounterVec,
+    /// 1 for the advertised address, with how it was found (address discovery).
+    pub external_address_info: IntGaugeVec,
+    /// Self-verification: 1 reachable, 0 behind a restrictive NAT, -1 not checked yet.
+    pub external_address_reachable: IntGauge,
+    pub tx_distribution_latency: Histogram,
+    pub tx_queue_size: IntGauge,
+    pub bandwidth_sent: IntCounter,
+    pub bandwidth_received: IntCounter,
+    pub gossip_rounds: IntCounter,
+    pub tx_duplicates: IntCounter,
+    pub tx_pulls_served: IntCounter,
+    pub tx_stored: IntCounter,
+    pub anti_entropy_repairs: IntCounter,
 }
 
 impl Metrics {
@@ -105,9 +118,70 @@ impl Metrics {
                 &["operation", "protocol"],
             )
             .unwrap(),
+            external_address_info: IntGaugeVec::new(
+                Opts::new(
+                    "sorcha_external_address_info",
+                    "1 for the address this node advertises, with its NAT type and the method that found it",
+                ),
+                &["address", "nat_type", "method"],
+            )
+            .unwrap(),
+            external_address_reachable: IntGauge::new(
+                "sorcha_external_address_reachable",
+                "1 if the node reached itself through its advertised address, 0 if not (behind restrictive NAT), -1 before the first check",
+            )
+            .unwrap(),
+            tx_distribution_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sorcha_transaction_distribution_latency_seconds",
+                    "From submission at this node to its first successful gossip send (design: transaction_distribution_latency)",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            )
+            .unwrap(),
+            tx_queue_size: IntGauge::new(
+                "sorcha_transaction_queue_size",
+                "Transactions waiting in the offline queue (design: transaction_queue_size)",
+            )
+            .unwrap(),
+            bandwidth_sent: IntCounter::new(
+                "sorcha_bandwidth_sent_bytes_total",
+                "Transaction and announcement payload bytes sent to peers (design: bandwidth_sent_bytes)",
+            )
+            .unwrap(),
+            bandwidth_received: IntCounter::new(
+                "sorcha_bandwidth_received_bytes_total",
+                "Transaction payload bytes received from peers (design: bandwidth_received_bytes)",
+            )
+            .unwrap(),
+            gossip_rounds: IntCounter::new(
+                "sorcha_gossip_rounds_total",
+                "Gossip rounds this node started (design: gossip_rounds_total)",
+            )
+            .unwrap(),
+            tx_duplicates: IntCounter::new(
+                "sorcha_transaction_duplicates_received_total",
+                "Announcements, pushes or pulls of transactions this node already held",
+            )
+            .unwrap(),
+            tx_pulls_served: IntCounter::new(
+                "sorcha_transaction_pulls_served_total",
+                "Stored transactions served to peers and clients",
+            )
+            .unwrap(),
+            tx_stored: IntCounter::new(
+                "sorcha_transactions_stored_total",
+                "Transactions this node stored for the first time",
+            )
+            .unwrap(),
+            anti_entropy_repairs: IntCounter::new(
+                "sorcha_anti_entropy_repairs_total",
+                "Transactions found missing on one side by anti-entropy",
+            )
+            .unwrap(),
             registry,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.peers_known.clone()),
             Box::new(m.peers_active.clone()),
             Box::new(m.service_status.clone()),
@@ -118,11 +192,23 @@ impl Metrics {
             Box::new(m.peers_removed.clone()),
             Box::new(m.state_transitions.clone()),
             Box::new(m.requests.clone()),
+            Box::new(m.external_address_info.clone()),
+            Box::new(m.external_address_reachable.clone()),
+            Box::new(m.tx_distribution_latency.clone()),
+            Box::new(m.tx_queue_size.clone()),
+            Box::new(m.bandwidth_sent.clone()),
+            Box::new(m.bandwidth_received.clone()),
+            Box::new(m.gossip_rounds.clone()),
+            Box::new(m.tx_duplicates.clone()),
+            Box::new(m.tx_pulls_served.clone()),
+            Box::new(m.tx_stored.clone()),
+            Box::new(m.anti_entropy_repairs.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
         }
         m.set_state(NodeState::Offline);
+        m.external_address_reachable.set(-1);
         m
     }
 

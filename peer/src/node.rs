@@ -1,6 +1,6 @@
 //! The orchestrator: opens the store, binds the one listener, starts the
 //! servers and the discovery engine, and shuts them down cleanly.
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,11 +8,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerClient;
-use crate::config::{IpProtocol, PeerServiceConfig};
+use crate::config::PeerServiceConfig;
 use crate::discovery::engine::Engine;
 use crate::discovery::membership::{Capabilities, PeerDescription};
 use crate::discovery::{FLUSH_INTERVAL, Membership};
 use crate::store::Store;
+use crate::tx::distributor::Distributor;
 use crate::{Error, Result};
 
 /// Protocols this build serves, advertised in `supported_protocols`.
@@ -23,6 +24,7 @@ pub const SUPPORTED_PROTOCOLS: [&str; 2] = ["grpc", "rest"];
 pub struct NodeHandle {
     pub local_addr: SocketAddr,
     pub membership: Arc<Membership>,
+    pub distributor: Arc<Distributor>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -52,7 +54,19 @@ impl NodeHandle {
     }
 }
 
+/// Fault injection for tests and benchmarks; the default is a normal node.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Share (0..1) of transaction-distribution messages lost, both the
+    /// calls this node makes and the calls it receives.
+    pub drop_tx_messages: f64,
+}
+
 pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
+    start_with(cfg, Faults::default()).await
+}
+
+pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHandle> {
     if cfg.security.require_mutual_tls {
         return Err(Error::NotImplemented(
             "Security.RequireMutualTLS=true (mutual TLS arrives with the communication/security issue); set it to false",
@@ -73,9 +87,16 @@ pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
     let local_addr = listener
         .local_addr()
         .map_err(|source| Error::Bind { addr: bind, source })?;
+    // The design's first step: the node learns the address peers should
+    // dial before it bootstraps, so its first RegisterPeer carries it.
+    let address_opts = crate::address::DiscoverOptions::new(
+        Some(local_addr.ip()),
+        cfg.network_address.lookup_timeout_seconds,
+    );
+    let first_address = crate::address::discover(&cfg.network_address, address_opts).await;
     let me = PeerDescription {
         peer_id: node_id,
-        address: advertised_address(&cfg, local_addr.ip()),
+        address: first_address.external_address.clone(),
         port: local_addr.port(),
         supported_protocols: SUPPORTED_PROTOCOLS.iter().map(|s| s.to_string()).collect(),
         last_seen: 0,
@@ -90,7 +111,15 @@ pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
     tracing::info!(node_id = %membership.me.peer_id, %local_addr, advertised = %membership.me.address, "node listening");
 
     let shutdown = CancellationToken::new();
-    let app = crate::api::router(membership.clone());
+    let distributor = Distributor::open(
+        cfg.transaction_distribution.clone(),
+        &cfg.offline_mode,
+        &cfg.data_directory,
+        membership.clone(),
+        cfg.communication.connection_timeout,
+        &faults,
+    )?;
+    let app = crate::api::router(membership.clone(), distributor.clone(), &faults);
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
@@ -104,11 +133,26 @@ pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
     );
     let engine = tokio::spawn(Engine::new(membership.clone(), client).run(shutdown.clone()));
     let flusher = tokio::spawn(flush_periodically(membership.clone(), shutdown.clone()));
+    tracing::info!(
+        external = %first_address.external_address,
+        method = first_address.method.as_str(),
+        nat = first_address.nat_type.as_str(),
+        "external address discovered"
+    );
+    let recheck = crate::address::recheck::Recheck {
+        membership: membership.clone(),
+        cfg: cfg.network_address.clone(),
+        bound: local_addr.ip(),
+        port: local_addr.port(),
+    };
+    let address_task = recheck.start(first_address, shutdown.clone());
+    let distribution = tokio::spawn(distributor.clone().run(shutdown.clone()));
     Ok(NodeHandle {
         local_addr,
         membership,
+        distributor,
         shutdown,
-        tasks: vec![engine, server, flusher],
+        tasks: vec![engine, server, flusher, address_task, distribution],
     })
 }
 
@@ -133,30 +177,4 @@ async fn flush_periodically(m: Arc<Membership>, shutdown: CancellationToken) {
             return;
         }
     }
-}
-
-/// The address other peers should dial: the configured external address,
-/// else the bound address, else the first usable interface address.
-pub fn advertised_address(cfg: &PeerServiceConfig, bound: IpAddr) -> String {
-    if let Some(ext) = &cfg.network_address.external_address {
-        return ext.clone();
-    }
-    if !bound.is_unspecified() {
-        return bound.to_string();
-    }
-    let want_v6 = cfg.network_address.preferred_protocol == IpProtocol::IPv6;
-    let usable = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
-        IpAddr::V6(v6) => {
-            !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
-        }
-    };
-    let addrs: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|v| v.into_iter().map(|i| i.ip()).filter(usable).collect())
-        .unwrap_or_default();
-    addrs
-        .iter()
-        .find(|ip| ip.is_ipv6() == want_v6)
-        .or_else(|| addrs.first())
-        .map_or_else(|| "127.0.0.1".to_owned(), IpAddr::to_string)
 }

@@ -29,7 +29,7 @@ pub fn router(m: Arc<Membership>) -> Router {
         .with_state(m)
 }
 
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -1,7 +1,9 @@
 //! The `sorcha-peer` command line: argument types and dispatch. `main.rs`
 //! only sets up logging and calls `run`.
+mod address;
 mod devnet;
 mod remote;
+mod tx;
 
 use std::path::PathBuf;
 
@@ -25,6 +27,8 @@ pub enum Command {
     },
     /// Start a local network of N peers on 127.0.0.1 with a live status table.
     Devnet(DevnetOptions),
+    /// Discover this host's external address and NAT type once, and print how.
+    Address(address::AddressOptions),
     /// Inspect the peer list of a running node.
     Peers {
         #[command(subcommand)]
@@ -37,6 +41,11 @@ pub enum Command {
         peer: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Submit and fetch transactions.
+    Tx {
+        #[command(subcommand)]
+        command: tx::TxCommand,
     },
     /// Configuration helpers.
     Config {
@@ -70,10 +79,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => run_node(config).await,
         Command::Devnet(opts) => devnet::run(opts).await,
+        Command::Address(opts) => address::run(opts).await,
         Command::Peers {
             command: PeersCommand::List { peer, json },
         } => remote::peers_list(&peer, json).await,
         Command::Status { peer, json } => remote::status(&peer, json).await,
+        Command::Tx { command } => tx::run(command).await,
         Command::Config {
             command: ConfigCommand::Print { config },
         } => {

@@ -27,6 +27,15 @@ pub async fn status(peer: &str, json: bool) -> anyhow::Result<()> {
     }
     println!("node id:         {}", s.node_id);
     println!("address:         {}:{}", s.address, s.port);
+    let na = &s.network_address;
+    if !na.method.is_empty() {
+        println!(
+            "external:        {} (found by {}; internal {})",
+            na.external_address, na.method, na.internal_address
+        );
+        println!("NAT:             {} (mapping {})", na.nat_type, na.mapping);
+        println!("reachability:    {}", na.reachability);
+    }
     println!("state:           {}", s.state);
     println!(
         "peers:           {} known, {} active (minimum healthy {})",

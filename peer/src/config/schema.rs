@@ -43,6 +43,14 @@ pub struct NetworkAddressConfig {
     /// URLs answering with the caller's IP; empty by default.
     pub http_lookup_services: Vec<String>,
     pub preferred_protocol: IpProtocol,
+    /// Addition: how often the external address is looked up again (it is
+    /// also looked up when the interface addresses change).
+    #[serde(with = "minutes")]
+    pub recheck_interval_minutes: Duration,
+    /// Addition (design: STUN "timeout: 5"): deadline per STUN server, per
+    /// HTTP lookup service and for the self-verification call.
+    #[serde(with = "seconds")]
+    pub lookup_timeout_seconds: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +118,24 @@ pub struct TransactionDistributionConfig {
     pub max_transaction_size: u64,
     pub streaming_threshold: u64,
     pub enable_compression: bool,
+    /// Addition (design "Duplicate Detection": 10,000,000 bits).
+    pub bloom_filter_bits: usize,
+    /// Addition (design: 3 hash functions).
+    pub bloom_filter_hashes: u32,
+    /// Addition (design: reset interval 1 hour). Two generations rotate at
+    /// this interval, so a hash is remembered for one to two intervals.
+    #[serde(with = "minutes")]
+    pub bloom_filter_reset_minutes: Duration,
+    /// Addition: transactions up to this many bytes are pushed whole to
+    /// `EagerPushPeers` peers instead of announced (saves the pull's round
+    /// trips); 0 turns eager push off.
+    pub eager_push_threshold: u64,
+    /// Addition: how many of the fanout peers get the eager push.
+    pub eager_push_peers: usize,
+    /// Addition: how often a node compares recent transaction hashes with a
+    /// random peer and pulls what it lacks (anti-entropy).
+    #[serde(with = "seconds")]
+    pub anti_entropy_interval_seconds: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +144,10 @@ pub struct OfflineModeConfig {
     pub max_queue_size: usize,
     pub max_retries: u32,
     pub queue_persistence: bool,
-    pub persistence_path: PathBuf,
+    /// Null (the default): `<DataDirectory>/tx_queue.db`, so every node's
+    /// queue lives with the rest of its data. (The design's default,
+    /// `./data/tx_queue.db`, is that same file for the default DataDirectory.)
+    pub persistence_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +189,8 @@ impl Default for NetworkAddressConfig {
             stun_servers: Vec::new(),
             http_lookup_services: Vec::new(),
             preferred_protocol: IpProtocol::IPv4,
+            recheck_interval_minutes: Duration::from_secs(5 * 60),
+            lookup_timeout_seconds: Duration::from_secs(5),
         }
     }
 }
@@ -203,6 +234,12 @@ impl Default for TransactionDistributionConfig {
             max_transaction_size: 10 * 1024 * 1024,
             streaming_threshold: 1024 * 1024,
             enable_compression: true,
+            bloom_filter_bits: 10_000_000,
+            bloom_filter_hashes: 3,
+            bloom_filter_reset_minutes: Duration::from_secs(3600),
+            eager_push_threshold: 4096,
+            eager_push_peers: 2,
+            anti_entropy_interval_seconds: Duration::from_secs(10),
         }
     }
 }
@@ -213,7 +250,7 @@ impl Default for OfflineModeConfig {
             max_queue_size: 10_000,
             max_retries: 5,
             queue_persistence: true,
-            persistence_path: PathBuf::from("./data/tx_queue.db"),
+            persistence_path: None,
         }
     }
 }

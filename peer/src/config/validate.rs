@@ -15,6 +15,15 @@ use crate::error::{ConfigErrors, Error, FieldError};
 pub const MAX_TRANSACTION_SIZE_LIMIT: u64 = 1 << 30;
 /// Lower bound of `RefreshIntervalMinutes`.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(100);
+/// Lower bound of `NetworkAddress.RecheckIntervalMinutes`: each re-check
+/// sends STUN requests, so a typo like "1ms" must not flood the servers.
+pub const MIN_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Bounds of `BloomFilterBits`: one byte, and 2^34 bits (2 GiB) per
+/// generation (two generations are held).
+pub const MIN_BLOOM_FILTER_BITS: u64 = 8;
+pub const MAX_BLOOM_FILTER_BITS: u64 = 1 << 34;
+/// Upper bound of `BloomFilterHashes`.
+pub const MAX_BLOOM_FILTER_HASHES: u32 = 32;
 
 #[derive(Default)]
 struct Problems(Vec<FieldError>);
@@ -134,6 +143,16 @@ impl PeerServiceConfig {
             "an http:// or https:// URL",
             check_http_url,
         );
+        p.require(
+            n.recheck_interval_minutes >= MIN_RECHECK_INTERVAL,
+            "NetworkAddress.RecheckIntervalMinutes",
+            human(n.recheck_interval_minutes),
+            "at least 1s",
+        );
+        p.positive(
+            "NetworkAddress.LookupTimeoutSeconds",
+            n.lookup_timeout_seconds,
+        );
 
         let d = &self.peer_discovery;
         p.list(
@@ -231,13 +250,42 @@ impl PeerServiceConfig {
             "a number of bytes from 1 to 1073741824 (1 GiB)",
         );
         let st = t.streaming_threshold;
-        if st == 0 || (max_size_ok && st > max_size) {
+        let st_ok = st != 0 && !(max_size_ok && st > max_size);
+        if !st_ok {
             p.add(
                 "TransactionDistribution.StreamingThreshold",
                 st,
                 format!("a number of bytes from 1 to MaxTransactionSize ({max_size})"),
             );
         }
+        let bits = t.bloom_filter_bits as u64;
+        p.require(
+            (MIN_BLOOM_FILTER_BITS..=MAX_BLOOM_FILTER_BITS).contains(&bits),
+            "TransactionDistribution.BloomFilterBits",
+            bits,
+            "a number of bits from 8 to 17179869184 (2^34, 2 GiB)",
+        );
+        p.require(
+            (1..=MAX_BLOOM_FILTER_HASHES).contains(&t.bloom_filter_hashes),
+            "TransactionDistribution.BloomFilterHashes",
+            t.bloom_filter_hashes,
+            "a number of hash functions from 1 to 32",
+        );
+        p.positive(
+            "TransactionDistribution.BloomFilterResetMinutes",
+            t.bloom_filter_reset_minutes,
+        );
+        if st_ok && t.eager_push_threshold > st {
+            p.add(
+                "TransactionDistribution.EagerPushThreshold",
+                t.eager_push_threshold,
+                format!("0 (off) or a number of bytes up to StreamingThreshold ({st})"),
+            );
+        }
+        p.positive(
+            "TransactionDistribution.AntiEntropyIntervalSeconds",
+            t.anti_entropy_interval_seconds,
+        );
 
         let o = &self.offline_mode;
         p.at_least_one("OfflineMode.MaxQueueSize", o.max_queue_size as u64);

@@ -26,6 +26,12 @@ const CASES: &[(&str, Mutate)] = &[
     ("PeerService.NetworkAddress.HttpLookupServices[0]", |c| {
         c.network_address.http_lookup_services = vec!["ftp://127.0.0.1".into()]
     }),
+    ("PeerService.NetworkAddress.RecheckIntervalMinutes", |c| {
+        c.network_address.recheck_interval_minutes = ms(999)
+    }),
+    ("PeerService.NetworkAddress.LookupTimeoutSeconds", |c| {
+        c.network_address.lookup_timeout_seconds = Duration::ZERO
+    }),
     ("PeerService.PeerDiscovery.BootstrapNodes[0]", |c| {
         c.peer_discovery.bootstrap_nodes = vec!["127.0.0.1:5001".into()]
     }),
@@ -110,6 +116,35 @@ const CASES: &[(&str, Mutate)] = &[
         "PeerService.TransactionDistribution.StreamingThreshold",
         |c| c.transaction_distribution.streaming_threshold = 10 * 1024 * 1024 + 1,
     ),
+    ("PeerService.TransactionDistribution.BloomFilterBits", |c| {
+        c.transaction_distribution.bloom_filter_bits = 7
+    }),
+    ("PeerService.TransactionDistribution.BloomFilterBits", |c| {
+        c.transaction_distribution.bloom_filter_bits = (MAX_BLOOM_FILTER_BITS + 1) as usize
+    }),
+    (
+        "PeerService.TransactionDistribution.BloomFilterHashes",
+        |c| c.transaction_distribution.bloom_filter_hashes = 0,
+    ),
+    (
+        "PeerService.TransactionDistribution.BloomFilterHashes",
+        |c| c.transaction_distribution.bloom_filter_hashes = 33,
+    ),
+    (
+        "PeerService.TransactionDistribution.BloomFilterResetMinutes",
+        |c| c.transaction_distribution.bloom_filter_reset_minutes = Duration::ZERO,
+    ),
+    (
+        "PeerService.TransactionDistribution.EagerPushThreshold",
+        |c| {
+            let t = &mut c.transaction_distribution;
+            t.eager_push_threshold = t.streaming_threshold + 1;
+        },
+    ),
+    (
+        "PeerService.TransactionDistribution.AntiEntropyIntervalSeconds",
+        |c| c.transaction_distribution.anti_entropy_interval_seconds = Duration::ZERO,
+    ),
     ("PeerService.OfflineMode.MaxQueueSize", |c| {
         c.offline_mode.max_queue_size = 0
     }),
@@ -178,10 +213,40 @@ fn boundary_values_pass() {
     c.transaction_distribution.fanout_factor = Some(1);
     c.transaction_distribution.max_transaction_size = MAX_TRANSACTION_SIZE_LIMIT;
     c.transaction_distribution.streaming_threshold = MAX_TRANSACTION_SIZE_LIMIT;
+    c.transaction_distribution.eager_push_threshold = MAX_TRANSACTION_SIZE_LIMIT;
+    c.transaction_distribution.eager_push_peers = 0;
+    c.transaction_distribution.bloom_filter_bits = MAX_BLOOM_FILTER_BITS as usize;
+    c.transaction_distribution.bloom_filter_hashes = MAX_BLOOM_FILTER_HASHES;
+    c.transaction_distribution.bloom_filter_reset_minutes = ms(1);
+    c.transaction_distribution.anti_entropy_interval_seconds = ms(1);
     c.security.require_mutual_tls = true;
     c.security.certificate_path = Some("./certs/peer.pfx".into());
     c.security.trusted_cas = Some("./certs/ca.crt".into());
     assert_eq!(c.problems(), vec![]);
+}
+
+#[test]
+fn smallest_bloom_and_eager_push_off_pass() {
+    let mut c = PeerServiceConfig::default();
+    c.transaction_distribution.bloom_filter_bits = MIN_BLOOM_FILTER_BITS as usize;
+    c.transaction_distribution.bloom_filter_hashes = 1;
+    c.transaction_distribution.eager_push_threshold = 0;
+    assert_eq!(c.problems(), vec![]);
+}
+
+#[test]
+fn eager_push_is_not_compared_with_an_invalid_streaming_threshold() {
+    let mut c = PeerServiceConfig::default();
+    c.transaction_distribution.streaming_threshold = 0;
+    c.transaction_distribution.eager_push_threshold = 1 << 40;
+    let fields: Vec<_> = c.problems().into_iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        ["PeerService.TransactionDistribution.StreamingThreshold"]
+    );
+    c.transaction_distribution.streaming_threshold = 1000;
+    let e = &c.problems()[0];
+    assert!(e.expected.contains("StreamingThreshold (1000)"), "{e}");
 }
 
 #[test]

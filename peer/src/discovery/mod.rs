@@ -31,7 +31,8 @@ use state::NodeState;
 /// of the 100-peer convergence time; a crash loses at most one interval of
 /// peer-list updates, which the next discovery round re-learns.
 pub struct Membership {
-    pub me: PeerDescription,
+    /// This node as advertised; the address follows address discovery.
+    pub me: crate::address::Advertised,
     pub cfg: PeerDiscoveryConfig,
     table: Mutex<PeerTable>,
     store: Store,
@@ -74,6 +75,9 @@ pub struct NodeStatus {
     pub last_successful_discovery: i64,
     pub uptime_seconds: u64,
     pub version: String,
+    /// Address discovery: external address, NAT type, method, reachability.
+    #[serde(default)]
+    pub network_address: crate::address::AddressStatus,
 }
 
 /// Long enough for every neighbour to notice the failure too: they ping on
@@ -97,7 +101,7 @@ impl Membership {
         let metrics = Metrics::new();
         metrics.peers_known.set(table.len() as i64);
         Ok(Self {
-            me,
+            me: crate::address::Advertised::new(me),
             cfg,
             table: Mutex::new(table),
             store,
@@ -271,6 +275,12 @@ impl Membership {
             .collect()
     }
 
+    /// Every listed peer, responsive first.
+    pub fn records(&self) -> Vec<PeerRecord> {
+        let table = self.lock();
+        table.list(usize::MAX, None).into_iter().cloned().collect()
+    }
+
     pub fn get(&self, peer_id: &str) -> Option<PeerRecord> {
         self.lock().get(peer_id).cloned()
     }
@@ -349,6 +359,7 @@ impl Membership {
             last_successful_discovery: self.last_discovery_ms.load(Ordering::Relaxed),
             uptime_seconds: ((now_ms() - self.started_ms).max(0) / 1000) as u64,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            network_address: self.me.status(),
         }
     }
 }

@@ -28,12 +28,23 @@ pub async fn start(cfg: PeerServiceConfig) -> NodeHandle {
 }
 
 /// Polls `cond` until it holds; panics with `what` after `limit`.
-pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub async fn wait_for(what: &str, limit: Duration, cond: impl FnMut() -> bool) {
+    wait_for_or(what, limit, cond, String::new).await
+}
+
+/// `wait_for`, with `state()` describing the situation if it times out.
+pub async fn wait_for_or(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+    state: impl Fn() -> String,
+) {
     let start = Instant::now();
     while !cond() {
         assert!(
             start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
+            "timed out after {limit:?} waiting for {what} {}",
+            state()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -50,4 +61,36 @@ pub fn free_port() -> u16 {
 
 pub fn known_ids(n: &NodeHandle) -> std::collections::BTreeSet<String> {
     n.membership.ids().into_iter().collect()
+}
+
+/// Starts `n` nodes (the first is the bootstrap of the others) built from
+/// `tweak(mk_config(..))`, and waits until each lists all the others.
+pub async fn mk_network(
+    dirs: &[tempfile::TempDir],
+    tweak: impl Fn(&mut PeerServiceConfig),
+) -> Vec<NodeHandle> {
+    let mut cfg = mk_config(dirs[0].path(), &[]);
+    tweak(&mut cfg);
+    let boot = start(cfg).await;
+    let url = boot.url();
+    let mut nodes = vec![boot];
+    for d in &dirs[1..] {
+        let mut cfg = mk_config(d.path(), std::slice::from_ref(&url));
+        tweak(&mut cfg);
+        nodes.push(start(cfg).await);
+    }
+    let want = dirs.len() - 1;
+    wait_for("the network to converge", Duration::from_secs(30), || {
+        nodes.iter().all(|n| n.membership.counts() == (want, want))
+    })
+    .await;
+    nodes
+}
+
+/// Deterministic pseudo-random bytes (tests need distinct, reproducible data).
+pub fn payload(seed: u64, len: usize) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut out = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut out);
+    out
 }

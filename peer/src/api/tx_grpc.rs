@@ -1,0 +1,194 @@
+//! gRPC `TransactionDistribution` service.
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use sorcha_proto::transaction::transaction_distribution_server::TransactionDistribution;
+use sorcha_proto::transaction::{
+    CompactNotification, NotificationAck, NotificationBatch, NotificationBatchAck,
+    SubmitTransactionRequest, SubmitTransactionResponse, SyncRequest, SyncResponse,
+    TransactionChunk, TransactionNotification, TransactionPush, TransactionRequest,
+    TransactionResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::Error;
+use crate::tx::distributor::Distributor;
+use crate::tx::net::COMPRESS_MIN_BYTES;
+use crate::tx::store::{TxHash, parse_hex};
+
+/// Chunk size of StreamTransaction.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+pub struct TxService {
+    pub distributor: Arc<Distributor>,
+    /// Fault injection: share of peer messages refused as if lost.
+    pub drop_ratio: f64,
+}
+
+impl TxService {
+    fn arrived(&self) -> Result<(), Status> {
+        if crate::tx::net::lost(self.drop_ratio) {
+            return Err(Status::unavailable("dropped by fault injection"));
+        }
+        Ok(())
+    }
+}
+
+/// Maps crate errors to statuses a client can act on.
+pub fn tx_status(e: Error) -> Status {
+    match e {
+        Error::InvalidTransaction(_) | Error::InvalidTxHash { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        Error::TransactionTooLarge { .. } | Error::QueueFull { .. } => {
+            Status::resource_exhausted(e.to_string())
+        }
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn hash_arg(field: &str, s: &str) -> Result<TxHash, Status> {
+    parse_hex(s).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "{field}: expected 64 hex digits (SHA-256), got {s:?}"
+        ))
+    })
+}
+
+#[tonic::async_trait]
+impl TransactionDistribution for TxService {
+    async fn notify_transaction(
+        &self,
+        req: Request<TransactionNotification>,
+    ) -> Result<Response<NotificationAck>, Status> {
+        self.arrived()?;
+        let n = req.into_inner();
+        let hash = hash_arg("transaction_hash", &n.transaction_hash)?;
+        let note = CompactNotification {
+            hash: hash.to_vec(),
+            size: n.transaction_size,
+            round: n.round.max(1),
+        };
+        let wanted = self
+            .distributor
+            .on_notifications(&n.sender_peer_id, vec![note])
+            .map_err(tx_status)?;
+        let will_request = !wanted.is_empty();
+        let already_known = !will_request && self.distributor.holds(&hash).map_err(tx_status)?;
+        Ok(Response::new(NotificationAck {
+            already_known,
+            will_request,
+        }))
+    }
+
+    async fn get_transaction(
+        &self,
+        req: Request<TransactionRequest>,
+    ) -> Result<Response<TransactionResponse>, Status> {
+        self.arrived()?;
+        let r = req.into_inner();
+        let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
+        let data = self.distributor.get(&hash).map_err(tx_status)?;
+        let small = data.as_ref().is_none_or(|d| d.len() < COMPRESS_MIN_BYTES);
+        let mut resp = Response::new(TransactionResponse {
+            transaction_hash: r.transaction_hash,
+            found: data.is_some(),
+            transaction_data: data.unwrap_or_default(),
+        });
+        if small {
+            resp.disable_compression();
+        }
+        Ok(resp)
+    }
+
+    type StreamTransactionStream =
+        Pin<Box<dyn Stream<Item = Result<TransactionChunk, Status>> + Send>>;
+
+    async fn stream_transaction(
+        &self,
+        req: Request<TransactionRequest>,
+    ) -> Result<Response<Self::StreamTransactionStream>, Status> {
+        self.arrived()?;
+        let r = req.into_inner();
+        let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
+        let data = self
+            .distributor
+            .get(&hash)
+            .map_err(tx_status)?
+            .ok_or_else(|| {
+                Status::not_found(format!("transaction {} not held here", r.transaction_hash))
+            })?;
+        let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
+        let chunks: Vec<Result<TransactionChunk, Status>> = data
+            .chunks(CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(TransactionChunk {
+                    transaction_hash: r.transaction_hash.clone(),
+                    chunk_index: i as i32,
+                    total_chunks: total,
+                    chunk_data: c.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn submit_transaction(
+        &self,
+        req: Request<SubmitTransactionRequest>,
+    ) -> Result<Response<SubmitTransactionResponse>, Status> {
+        let s = self
+            .distributor
+            .submit(req.into_inner().transaction_data)
+            .await
+            .map_err(tx_status)?;
+        Ok(Response::new(SubmitTransactionResponse {
+            transaction_hash: s.hash,
+            queued: s.queued,
+            already_known: s.already_known,
+        }))
+    }
+
+    async fn notify_transactions(
+        &self,
+        req: Request<NotificationBatch>,
+    ) -> Result<Response<NotificationBatchAck>, Status> {
+        self.arrived()?;
+        let b = req.into_inner();
+        let wanted = self
+            .distributor
+            .on_notifications(&b.sender_peer_id, b.notifications)
+            .map_err(tx_status)?;
+        Ok(Response::new(NotificationBatchAck { wanted }))
+    }
+
+    async fn push_transaction(
+        &self,
+        req: Request<TransactionPush>,
+    ) -> Result<Response<NotificationAck>, Status> {
+        self.arrived()?;
+        let p = req.into_inner();
+        let new = self
+            .distributor
+            .on_push(&p.sender_peer_id, p.transaction_data, p.round)
+            .await
+            .map_err(tx_status)?;
+        Ok(Response::new(NotificationAck {
+            already_known: !new,
+            will_request: false,
+        }))
+    }
+
+    async fn sync_transactions(
+        &self,
+        req: Request<SyncRequest>,
+    ) -> Result<Response<SyncResponse>, Status> {
+        self.arrived()?;
+        self.distributor
+            .on_sync(&req.into_inner())
+            .map(Response::new)
+            .map_err(tx_status)
+    }
+}

@@ -1,0 +1,148 @@
+//! REST routes for transactions: submit raw bytes, fetch by hash, the
+//! design's notify fallback, and the offline queue's dead letters.
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use sorcha_proto::transaction::{CompactNotification, NotificationAck, TransactionNotification};
+
+use super::rest::ApiError;
+use crate::Error;
+use crate::tx::distributor::Distributor;
+use crate::tx::store::parse_hex;
+
+pub fn router(d: Arc<Distributor>) -> Router {
+    // One byte over the limit is enough to know a body is too large.
+    let limit = usize::try_from(d.cfg.max_transaction_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    Router::new()
+        .route(
+            "/api/v1/transactions",
+            post(submit).layer(DefaultBodyLimit::max(limit)),
+        )
+        .route("/api/v1/transactions/notify", post(notify))
+        .route("/api/v1/transactions/dead-letters", get(dead_letters))
+        .route("/api/v1/transactions/{hash}", get(fetch))
+        .with_state(d)
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::InvalidTransaction(_) | Error::InvalidTxHash { .. } => StatusCode::BAD_REQUEST,
+            Error::TransactionTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+async fn submit(
+    State(d): State<Arc<Distributor>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "transaction exceeds MaxTransactionSize ({} bytes)",
+                    d.cfg.max_transaction_size
+                ),
+            )
+        } else {
+            ApiError(
+                e.status(),
+                format!("cannot read the request body: {}", e.body_text()),
+            )
+        }
+    })?;
+    let s = d.submit(body.to_vec()).await?;
+    let status = if s.already_known {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body =
+        json!({"transaction_hash": s.hash, "queued": s.queued, "already_known": s.already_known});
+    Ok((status, Json(body)).into_response())
+}
+
+async fn fetch(
+    State(d): State<Arc<Distributor>>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let h = parse_hex(&hash).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("hash: expected 64 hex digits (SHA-256), got {hash:?}"),
+        )
+    })?;
+    match d.get(&h)? {
+        Some(data) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+        }
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("transaction {hash} not held here"),
+        )),
+    }
+}
+
+async fn notify(
+    State(d): State<Arc<Distributor>>,
+    body: Result<Json<TransactionNotification>, JsonRejection>,
+) -> Result<Json<NotificationAck>, ApiError> {
+    let Json(n) = body?;
+    let hash = parse_hex(&n.transaction_hash).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "transaction_hash: expected 64 hex digits, got {:?}",
+                n.transaction_hash
+            ),
+        )
+    })?;
+    let note = CompactNotification {
+        hash: hash.to_vec(),
+        size: n.transaction_size,
+        round: n.round.max(1),
+    };
+    let wanted = d.on_notifications(&n.sender_peer_id, vec![note])?;
+    let will_request = !wanted.is_empty();
+    let already_known = !will_request && d.holds(&hash)?;
+    Ok(Json(NotificationAck {
+        already_known,
+        will_request,
+    }))
+}
+
+async fn dead_letters(
+    State(d): State<Arc<Distributor>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = d.queue.dead_letters(10_000)?;
+    let items: Vec<_> = list
+        .iter()
+        .map(|l| {
+            json!({
+                "transaction_hash": l.hash,
+                "size": l.size,
+                "queued_at": l.queued_at,
+                "failed_at": l.failed_at,
+                "retry_count": l.retry_count,
+                "last_error": l.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "dead_letters": items, "queue_size": d.queue.len() }),
+    ))
+}

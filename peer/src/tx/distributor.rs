@@ -1,0 +1,244 @@
+//! The transaction distribution service: accepts submissions, stores them
+//! durably, spreads them by gossip, answers other peers' gossip, and keeps
+//! the offline queue. Spreading lives in `spread.rs`, anti-entropy and the
+//! queue flush in `sync.rs`.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sorcha_proto::transaction::CompactNotification;
+use tokio::sync::mpsc;
+
+use super::dedupe::{Dedupe, DedupeConfig, random_salt};
+use super::net::{TxClients, max_message_bytes};
+use super::queue::OfflineQueue;
+use super::store::{TxHash, TxStore, hash_of, to_hex};
+use crate::clock::now_ms;
+use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
+use crate::discovery::Membership;
+use crate::discovery::state::NodeState;
+use crate::{Error, Result};
+
+/// A peer to talk to: its id (for exclusion and logs) and URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRef {
+    pub id: String,
+    pub url: String,
+}
+
+/// What a submission became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub hash: String,
+    pub queued: bool,
+    pub already_known: bool,
+}
+
+pub struct Distributor {
+    pub cfg: TransactionDistributionConfig,
+    pub(super) m: Arc<Membership>,
+    pub store: TxStore,
+    pub queue: OfflineQueue,
+    pub(super) dedupe: Mutex<Dedupe>,
+    pub(super) clients: TxClients,
+    /// Per-peer announcement batches waiting to be sent.
+    pub(super) outboxes: Mutex<HashMap<String, mpsc::UnboundedSender<CompactNotification>>>,
+    /// Transactions being pulled, with other peers that announced them
+    /// meanwhile (where to retry if this pull fails or is corrupt).
+    pub(super) pulling: Mutex<HashMap<TxHash, Vec<PeerRef>>>,
+    /// Submission time at this origin, for the distribution latency metric.
+    pub(super) submitted_at: Mutex<HashMap<TxHash, Instant>>,
+    /// Serialises queue flushes.
+    pub(super) flushing: tokio::sync::Mutex<()>,
+}
+
+impl Distributor {
+    pub fn open(
+        cfg: TransactionDistributionConfig,
+        offline: &OfflineModeConfig,
+        data_dir: &std::path::Path,
+        m: Arc<Membership>,
+        connect_timeout: std::time::Duration,
+        faults: &crate::node::Faults,
+    ) -> Result<Arc<Self>> {
+        let store = TxStore::open(data_dir)?;
+        let queue = OfflineQueue::from_config(offline, data_dir)?;
+        let mut dedupe = Dedupe::new(DedupeConfig::from_config(&cfg), random_salt(), now_ms());
+        // Seed with what is stored within the TTL, so a restarted node does
+        // not pull again what it already holds.
+        let since = now_ms() - cfg.transaction_cache_ttl.as_millis() as i64;
+        for t in store.received_since(since)? {
+            dedupe.insert(&t.hash, t.received_at);
+        }
+        let clients = TxClients::new(
+            cfg.enable_compression,
+            connect_timeout,
+            cfg.notification_timeout
+                .max(std::time::Duration::from_secs(30)),
+            max_message_bytes(cfg.max_transaction_size),
+            faults.drop_tx_messages,
+        );
+        m.metrics.tx_queue_size.set(queue.len() as i64);
+        Ok(Arc::new(Self {
+            cfg,
+            m,
+            store,
+            queue,
+            dedupe: Mutex::new(dedupe),
+            clients,
+            outboxes: Mutex::new(HashMap::new()),
+            pulling: Mutex::new(HashMap::new()),
+            submitted_at: Mutex::new(HashMap::new()),
+            flushing: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn me(&self) -> &str {
+        &self.m.me.peer_id
+    }
+
+    /// Size checks shared by every entry point.
+    pub fn check_size(&self, size: u64) -> Result<()> {
+        if size == 0 {
+            return Err(Error::InvalidTransaction(
+                "transaction_data: must not be empty".into(),
+            ));
+        }
+        if size > self.cfg.max_transaction_size {
+            return Err(Error::TransactionTooLarge {
+                size,
+                max: self.cfg.max_transaction_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// A client's submission. Answers once the transaction is durable: in
+    /// the store (and spreading), or, while Offline, in the queue too.
+    pub async fn submit(self: &Arc<Self>, data: Vec<u8>) -> Result<Submitted> {
+        self.check_size(data.len() as u64)?;
+        let hash = hash_of(&data);
+        let hex = to_hex(&hash);
+        if self.store.contains(&hash)? {
+            return Ok(Submitted {
+                hash: hex,
+                queued: false,
+                already_known: true,
+            });
+        }
+        if self.m.state() == NodeState::Offline {
+            // Queue first: a full queue refuses before anything is stored.
+            self.queue.enqueue(&hex, &data, now_ms())?;
+            self.m.metrics.tx_queue_size.set(self.queue.len() as i64);
+            self.store.insert(hash, data, now_ms()).await?;
+            self.remember(&hash);
+            return Ok(Submitted {
+                hash: hex,
+                queued: true,
+                already_known: false,
+            });
+        }
+        self.submitted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, Instant::now());
+        self.accept(hash, data, 0, None).await?;
+        Ok(Submitted {
+            hash: hex,
+            queued: false,
+            already_known: false,
+        })
+    }
+
+    pub(super) fn remember(&self, hash: &TxHash) {
+        self.dedupe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, now_ms());
+    }
+
+    /// True when this node holds `hash`: the bloom filter answers fast for
+    /// hashes never seen; its positives are confirmed against the store, so
+    /// a false positive costs a lookup, never a lost transaction.
+    pub fn holds(&self, hash: &TxHash) -> Result<bool> {
+        let seen = self
+            .dedupe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(hash);
+        let mut store_err = None;
+        let pull = seen.should_pull(|| match self.store.contains(hash) {
+            Ok(found) => found,
+            Err(e) => {
+                store_err = Some(e);
+                false
+            }
+        });
+        match store_err {
+            Some(e) => Err(e),
+            None => Ok(!pull),
+        }
+    }
+
+    /// Stores a transaction received in `round` (0 = submitted here) and
+    /// spreads it on if rounds remain. Returns whether it was new.
+    pub(super) async fn accept(
+        self: &Arc<Self>,
+        hash: TxHash,
+        data: Vec<u8>,
+        round: u32,
+        from: Option<&str>,
+    ) -> Result<bool> {
+        let size = data.len() as u64;
+        let new = self.store.insert(hash, data, now_ms()).await?;
+        self.remember(&hash);
+        let metrics = &self.m.metrics;
+        if !new {
+            metrics.tx_duplicates.inc();
+            return Ok(false);
+        }
+        metrics.tx_stored.inc();
+        if from.is_some() {
+            metrics.bandwidth_received.inc_by(size);
+        }
+        // A received transaction is already out in the network; only this
+        // node's own submissions wait for a first successful send.
+        if from.is_some() || round >= self.cfg.gossip_rounds {
+            self.store.mark_distributed(&hash)?;
+        }
+        if round < self.cfg.gossip_rounds {
+            self.spread(hash, size, round + 1, from);
+        }
+        Ok(true)
+    }
+
+    /// Serves a stored transaction to a peer or client.
+    pub fn get(&self, hash: &TxHash) -> Result<Option<Vec<u8>>> {
+        let found = self.store.get(hash)?;
+        if let Some(data) = &found {
+            self.m.metrics.tx_pulls_served.inc();
+            self.m.metrics.bandwidth_sent.inc_by(data.len() as u64);
+        }
+        Ok(found)
+    }
+
+    /// Peers to gossip with: those that answer, with their URLs.
+    pub(super) fn live_peers(&self) -> Vec<PeerRef> {
+        self.m
+            .records()
+            .into_iter()
+            .filter(|p| p.responsive)
+            .map(|p| PeerRef {
+                url: crate::client::peer_url(&p.address, p.port),
+                id: p.peer_id,
+            })
+            .collect()
+    }
+
+    pub(super) fn peer_by_id(&self, id: &str) -> Option<PeerRef> {
+        self.m.get(id).map(|p| PeerRef {
+            url: crate::client::peer_url(&p.address, p.port),
+            id: p.peer_id,
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! Pure gossip decisions: how many peers to tell, which ones, which get the
+//! whole transaction pushed, and the anti-entropy bucket digests.
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use super::store::TxHash;
+
+/// The design's fanout: `FanoutFactor` if set, else ceil(sqrt(N)), never
+/// more than the peers there are.
+pub fn fanout(configured: Option<usize>, peers: usize) -> usize {
+    let n = configured.unwrap_or_else(|| (peers as f64).sqrt().ceil() as usize);
+    n.min(peers)
+}
+
+/// Up to `n` distinct peers chosen at random, never `exclude`.
+pub fn choose<'a, R: Rng>(
+    peers: &'a [String],
+    exclude: Option<&str>,
+    n: usize,
+    rng: &mut R,
+) -> Vec<&'a String> {
+    let mut eligible: Vec<&String> = peers
+        .iter()
+        .filter(|p| Some(p.as_str()) != exclude)
+        .collect();
+    eligible.shuffle(rng);
+    eligible.truncate(n);
+    eligible
+}
+
+/// Splits chosen targets into (push whole, announce hash only): small
+/// transactions go whole to the first `eager_peers`; everything else is
+/// announced and pulled.
+pub fn split_push<T>(
+    mut targets: Vec<T>,
+    size: u64,
+    eager_threshold: u64,
+    eager_peers: usize,
+) -> (Vec<T>, Vec<T>) {
+    if size == 0 || size > eager_threshold {
+        return (Vec::new(), targets);
+    }
+    let rest = targets.split_off(eager_peers.min(targets.len()));
+    (targets, rest)
+}
+
+pub const BUCKETS: usize = 256;
+
+pub fn bucket_of(hash: &TxHash) -> usize {
+    usize::from(hash[0])
+}
+
+/// XOR of each bucket's hashes' first 8 bytes: order-free and cheap to keep.
+pub fn bucket_digests<'a>(hashes: impl IntoIterator<Item = &'a TxHash>) -> Vec<u64> {
+    let mut d = vec![0u64; BUCKETS];
+    for h in hashes {
+        let word = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
+        d[bucket_of(h)] ^= word;
+    }
+    d
+}
+
+/// Buckets whose digests differ; a malformed remote list differs everywhere.
+pub fn differing(mine: &[u64], theirs: &[u64]) -> Vec<u32> {
+    if theirs.len() != BUCKETS {
+        return (0..BUCKETS as u32).collect();
+    }
+    (0..BUCKETS)
+        .filter(|&i| mine[i] != theirs[i])
+        .map(|i| i as u32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn fanout_is_ceil_sqrt_by_default_and_bounded() {
+        assert_eq!(fanout(None, 0), 0);
+        assert_eq!(fanout(None, 1), 1);
+        assert_eq!(fanout(None, 10), 4);
+        assert_eq!(fanout(None, 100), 10);
+        assert_eq!(fanout(Some(3), 100), 3);
+        assert_eq!(fanout(Some(30), 5), 5);
+    }
+
+    #[test]
+    fn choose_excludes_the_sender_and_is_distinct() {
+        let peers: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..50 {
+            let c = choose(&peers, Some("p3"), 9, &mut rng);
+            assert_eq!(c.len(), 9);
+            assert!(!c.iter().any(|p| *p == "p3"));
+            let set: std::collections::HashSet<_> = c.iter().collect();
+            assert_eq!(set.len(), 9);
+        }
+    }
+
+    #[test]
+    fn small_transactions_are_pushed_to_a_few_and_announced_to_the_rest() {
+        let (push, announce) = split_push(vec![1, 2, 3, 4], 100, 4096, 2);
+        assert_eq!((push, announce), (vec![1, 2], vec![3, 4]));
+        let (push, announce) = split_push(vec![1, 2, 3], 5000, 4096, 2);
+        assert_eq!((push.len(), announce.len()), (0, 3));
+        let (push, _) = split_push(vec![1], 100, 0, 2);
+        assert!(push.is_empty(), "threshold 0 turns eager push off");
+    }
+
+    #[test]
+    fn digests_find_exactly_the_differing_buckets() {
+        let a: Vec<TxHash> = (0..50u8).map(|i| [i; 32]).collect();
+        let mut b = a.clone();
+        b.push([200; 32]);
+        b.retain(|h| h[0] != 7);
+        let diff = differing(&bucket_digests(&a), &bucket_digests(&b));
+        assert_eq!(diff, vec![7, 200]);
+        assert!(differing(&bucket_digests(&a), &bucket_digests(a.iter().rev())).is_empty());
+        assert_eq!(differing(&bucket_digests(&a), &[1, 2]).len(), BUCKETS);
+    }
+}

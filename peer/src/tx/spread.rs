@@ -1,0 +1,374 @@
+//! Spreading a transaction: eager push of small ones to a few peers,
+//! batched hash announcements to the rest, and the receiver's pull.
+use std::sync::Arc;
+
+use futures::StreamExt;
+use sorcha_proto::transaction::{
+    CompactNotification, NotificationBatch, TransactionPush, TransactionRequest,
+};
+use tokio::sync::mpsc;
+
+use super::distributor::{Distributor, PeerRef};
+use super::gossip::{choose, fanout, split_push};
+use super::net::status_err;
+use super::store::{TxHash, hash_of, to_hex};
+use crate::events::EventKind;
+use crate::{Error, Result};
+
+/// Most announcements in one NotifyTransactions call.
+const MAX_BATCH: usize = 1024;
+
+impl Distributor {
+    /// Tells a fanout of live peers (never `exclude`, the peer it came
+    /// from) about `hash`, in gossip round `round`.
+    pub(super) fn spread(
+        self: &Arc<Self>,
+        hash: TxHash,
+        size: u64,
+        round: u32,
+        exclude: Option<&str>,
+    ) {
+        let peers = self.live_peers();
+        let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+        let n = fanout(self.cfg.fanout_factor, ids.len());
+        let targets: Vec<PeerRef> = choose(&ids, exclude, n, &mut rand::rng())
+            .into_iter()
+            .filter_map(|id| peers.iter().find(|p| &p.id == id).cloned())
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        self.m.metrics.gossip_rounds.inc();
+        let (push, announce) = split_push(
+            targets,
+            size,
+            self.cfg.eager_push_threshold,
+            self.cfg.eager_push_peers,
+        );
+        for peer in push {
+            let this = self.clone();
+            tokio::spawn(async move { this.push_to(&peer, hash, round).await });
+        }
+        let note = CompactNotification {
+            hash: hash.to_vec(),
+            size: size as i64,
+            round: round as i32,
+        };
+        for peer in announce {
+            self.announce_to(&peer, note.clone());
+        }
+    }
+
+    async fn push_to(self: Arc<Self>, peer: &PeerRef, hash: TxHash, round: u32) {
+        let result = async {
+            let data = self
+                .store
+                .get(&hash)?
+                .ok_or_else(|| Error::InvalidTransaction(format!("{} vanished", to_hex(&hash))))?;
+            let len = data.len();
+            let req = TransactionPush {
+                sender_peer_id: self.me().to_owned(),
+                transaction_data: data,
+                round: round as i32,
+            };
+            let mut c = self.clients.client(&peer.url, len)?;
+            c.push_transaction(req)
+                .await
+                .map_err(|s| status_err(&peer.url, s))?;
+            self.m.metrics.bandwidth_sent.inc_by(len as u64);
+            Ok::<_, Error>(())
+        }
+        .await;
+        self.sent(peer, &[hash], result);
+    }
+
+    /// Queues an announcement on the peer's outbox, starting its sender.
+    pub(super) fn announce_to(self: &Arc<Self>, peer: &PeerRef, note: CompactNotification) {
+        let mut boxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let note = match boxes.get(&peer.id) {
+            Some(tx) => match tx.send(note) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(note)) => note,
+            },
+            None => note,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(note);
+        boxes.insert(peer.id.clone(), tx);
+        tokio::spawn(self.clone().outbox(peer.clone(), rx));
+    }
+
+    /// Sends whatever announcements have gathered for one peer in a single
+    /// call; ends after a minute without any.
+    async fn outbox(
+        self: Arc<Self>,
+        peer: PeerRef,
+        mut rx: mpsc::UnboundedReceiver<CompactNotification>,
+    ) {
+        let idle = std::time::Duration::from_secs(60);
+        loop {
+            let first = match tokio::time::timeout(idle, rx.recv()).await {
+                Ok(Some(n)) => Some(n),
+                // Idle: refuse new announcements (senders then start a new
+                // outbox), but still send any that slipped in.
+                Err(_) => {
+                    rx.close();
+                    None
+                }
+                Ok(None) => None,
+            };
+            let mut batch: Vec<CompactNotification> = first.into_iter().collect();
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(n) => batch.push(n),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let hashes: Vec<TxHash> = batch
+                .iter()
+                .filter_map(|n| n.hash.as_slice().try_into().ok())
+                .collect();
+            let result = self.notify(&peer, batch).await;
+            self.sent(&peer, &hashes, result.map(drop));
+        }
+        let mut boxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        if boxes.get(&peer.id).is_some_and(|tx| tx.is_closed()) {
+            boxes.remove(&peer.id);
+        }
+    }
+
+    /// One NotifyTransactions call; returns the hashes the peer wants.
+    pub(super) async fn notify(
+        &self,
+        peer: &PeerRef,
+        notes: Vec<CompactNotification>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let req = NotificationBatch {
+            sender_peer_id: self.me().to_owned(),
+            notifications: notes,
+        };
+        let bytes = prost::Message::encoded_len(&req);
+        let mut c = self.clients.client(&peer.url, bytes)?;
+        let ack = c
+            .notify_transactions(req)
+            .await
+            .map_err(|s| status_err(&peer.url, s))?;
+        self.m.metrics.bandwidth_sent.inc_by(bytes as u64);
+        Ok(ack.into_inner().wanted)
+    }
+
+    /// Bookkeeping after a push or announcement batch.
+    fn sent(&self, peer: &PeerRef, hashes: &[TxHash], result: Result<()>) {
+        match result {
+            Ok(()) => {
+                for h in hashes {
+                    if let Err(e) = self.store.mark_distributed(h) {
+                        self.m.events.record(EventKind::Error, None, e.to_string());
+                    }
+                    let started = self
+                        .submitted_at
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(h);
+                    if let Some(t) = started {
+                        self.m
+                            .metrics
+                            .tx_distribution_latency
+                            .observe(t.elapsed().as_secs_f64());
+                    }
+                }
+            }
+            Err(e) => {
+                self.m
+                    .metrics
+                    .connection_errors
+                    .with_label_values(&["gossip"])
+                    .inc();
+                self.clients.forget(&peer.url);
+                tracing::debug!(peer = %peer.id, error = %e, "gossip send failed");
+            }
+        }
+    }
+
+    /// Announcements from `sender`: returns the raw hashes this node will
+    /// pull, and pulls them in the order announced.
+    pub fn on_notifications(
+        self: &Arc<Self>,
+        sender: &str,
+        notes: Vec<CompactNotification>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let from = self.peer_by_id(sender);
+        let mut wanted = Vec::new();
+        let mut pulls = Vec::new();
+        // An unknown sender cannot be pulled from yet; anti-entropy will
+        // fetch its transactions once it is in the peer list.
+        for (i, n) in notes.iter().enumerate() {
+            let hash: TxHash = n.hash.as_slice().try_into().map_err(|_| {
+                Error::InvalidTransaction(format!(
+                    "notifications[{i}].hash: expected 32 bytes, got {}",
+                    n.hash.len()
+                ))
+            })?;
+            let size = u64::try_from(n.size).map_err(|_| {
+                Error::InvalidTransaction(format!("notifications[{i}].size: negative"))
+            })?;
+            self.check_size(size)?;
+            if self.holds(&hash)? {
+                self.m.metrics.tx_duplicates.inc();
+                continue;
+            }
+            // Claimed now, so a later announcement or an anti-entropy round
+            // does not fetch it again (or out of order) meanwhile.
+            if let Some(peer) = &from
+                && self.claim(hash, peer)
+            {
+                wanted.push(n.hash.clone());
+                pulls.push((hash, size, u32::try_from(n.round).unwrap_or(0)));
+            }
+        }
+        if let Some(peer) = from
+            && !pulls.is_empty()
+        {
+            let this = self.clone();
+            tokio::spawn(async move {
+                for (hash, size, round) in pulls {
+                    this.fetch_claimed(hash, size, round, peer.clone()).await;
+                }
+            });
+        }
+        Ok(wanted)
+    }
+
+    /// An eager push from `sender`.
+    pub async fn on_push(
+        self: &Arc<Self>,
+        sender: &str,
+        data: Vec<u8>,
+        round: i32,
+    ) -> Result<bool> {
+        self.check_size(data.len() as u64)?;
+        let hash = hash_of(&data);
+        if self.holds(&hash)? {
+            self.m.metrics.tx_duplicates.inc();
+            return Ok(false);
+        }
+        self.accept(hash, data, u32::try_from(round).unwrap_or(0), Some(sender))
+            .await
+    }
+
+    /// Fetches `hash` from `peer` (streamed above the threshold), verifies
+    /// it, and on failure retries peers that announced it meanwhile.
+    pub(super) async fn pull(self: &Arc<Self>, hash: TxHash, size: u64, round: u32, peer: PeerRef) {
+        if self.claim(hash, &peer) {
+            self.fetch_claimed(hash, size, round, peer).await;
+        }
+    }
+
+    /// Marks `hash` as being fetched. False if it already is; `peer` is
+    /// then remembered as another source should that fetch fail.
+    fn claim(&self, hash: TxHash, peer: &PeerRef) -> bool {
+        let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
+        match pulling.get_mut(&hash) {
+            Some(alternatives) => {
+                alternatives.push(peer.clone());
+                false
+            }
+            None => {
+                pulling.insert(hash, Vec::new());
+                true
+            }
+        }
+    }
+
+    /// Fetches a claimed transaction, trying other sources on failure, and
+    /// releases the claim.
+    async fn fetch_claimed(self: &Arc<Self>, hash: TxHash, size: u64, round: u32, peer: PeerRef) {
+        let mut next = Some(peer);
+        while let Some(peer) = next.take() {
+            match self.fetch(&hash, size, &peer).await {
+                Ok(data) => {
+                    if let Err(e) = self.accept(hash, data, round, Some(&peer.id)).await {
+                        self.m
+                            .events
+                            .record(EventKind::Error, Some(&peer.id), e.to_string());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.m
+                        .metrics
+                        .connection_errors
+                        .with_label_values(&["pull"])
+                        .inc();
+                    self.m.events.record(
+                        EventKind::Error,
+                        Some(&peer.id),
+                        format!("pulling {} failed: {e}", to_hex(&hash)),
+                    );
+                    let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
+                    next = pulling.get_mut(&hash).and_then(Vec::pop);
+                }
+            }
+        }
+        self.pulling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&hash);
+    }
+
+    async fn fetch(&self, hash: &TxHash, size: u64, peer: &PeerRef) -> Result<Vec<u8>> {
+        let req = TransactionRequest {
+            transaction_hash: to_hex(hash),
+            requesting_peer_id: self.me().to_owned(),
+        };
+        let mut c = self.clients.client(&peer.url, 0)?;
+        let data = if size > self.cfg.streaming_threshold {
+            let mut stream = c
+                .stream_transaction(req)
+                .await
+                .map_err(|s| status_err(&peer.url, s))?
+                .into_inner();
+            let mut data = Vec::with_capacity(size as usize);
+            let mut expected = 0i32;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|s| status_err(&peer.url, s))?;
+                if chunk.chunk_index != expected || chunk.total_chunks <= chunk.chunk_index {
+                    return Err(corrupt(peer, hash, "chunks out of order"));
+                }
+                expected += 1;
+                data.extend_from_slice(&chunk.chunk_data);
+                if data.len() as u64 > self.cfg.max_transaction_size {
+                    return Err(corrupt(peer, hash, "larger than MaxTransactionSize"));
+                }
+            }
+            data
+        } else {
+            let resp = c
+                .get_transaction(req)
+                .await
+                .map_err(|s| status_err(&peer.url, s))?
+                .into_inner();
+            if !resp.found {
+                return Err(Error::PeerRejected {
+                    peer: peer.url.clone(),
+                    message: format!("does not hold {}", to_hex(hash)),
+                });
+            }
+            resp.transaction_data
+        };
+        if hash_of(&data) != *hash {
+            return Err(corrupt(peer, hash, "content does not match its hash"));
+        }
+        Ok(data)
+    }
+}
+
+fn corrupt(peer: &PeerRef, hash: &TxHash, what: &str) -> Error {
+    Error::PeerRejected {
+        peer: peer.url.clone(),
+        message: format!("transaction {}: {what}", to_hex(hash)),
+    }
+}

@@ -1,0 +1,283 @@
+//! Background work of the distributor: anti-entropy rounds, flushing the
+//! offline queue once the node is back online, re-announcing transactions a
+//! crash left unannounced, and pruning what is past its TTL.
+use std::sync::Arc;
+
+use rand::seq::IndexedRandom;
+use sorcha_proto::transaction::{CompactNotification, SyncRequest, SyncResponse};
+use tokio_util::sync::CancellationToken;
+
+use super::distributor::{Distributor, PeerRef};
+use super::gossip::{bucket_digests, bucket_of, choose, differing, fanout};
+use super::net::status_err;
+use super::queue::Retry;
+use super::store::{TxHash, parse_hex, to_hex};
+use crate::clock::now_ms;
+use crate::discovery::state::NodeState;
+use crate::events::EventKind;
+use crate::{Error, Result};
+
+/// Queue entries announced per flush step.
+const FLUSH_BATCH: usize = 1000;
+
+impl Distributor {
+    /// Runs the background loops until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.reannounce_undistributed(i64::MAX);
+        let mut states = self.m.subscribe_state();
+        let mut sync_tick = tokio::time::interval(self.cfg.anti_entropy_interval_seconds);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = states.changed() => {
+                    if changed.is_err() { return; }
+                    if *states.borrow_and_update() != NodeState::Offline {
+                        self.flush_queue().await;
+                    }
+                }
+                _ = sync_tick.tick() => {
+                    if self.m.state() != NodeState::Offline {
+                        // A flush that failed earlier gets retried here too.
+                        self.flush_queue().await;
+                        let interval = self.cfg.anti_entropy_interval_seconds.as_millis() as i64;
+                        self.reannounce_undistributed(now_ms() - interval);
+                        if let Err(e) = self.anti_entropy_round().await {
+                            tracing::debug!(error = %e, "anti-entropy round failed");
+                        }
+                    }
+                    self.housekeeping();
+                }
+            }
+        }
+    }
+
+    /// Submissions stored but never announced (a crash right after the
+    /// acknowledgement, or no peer answered) go out again as if just
+    /// submitted. Those waiting in the offline queue are the flush's.
+    /// Only those received before `before` (Unix ms): younger ones may still
+    /// be on their way out.
+    fn reannounce_undistributed(self: &Arc<Self>, before: i64) {
+        let result = self.store.undistributed().and_then(|list| {
+            for t in list {
+                if t.received_at >= before || self.queue.contains(&to_hex(&t.hash))? {
+                    continue;
+                }
+                self.remember(&t.hash);
+                self.spread(t.hash, t.size, 1, None);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            self.m.events.record(EventKind::Error, None, e.to_string());
+        }
+    }
+
+    fn housekeeping(&self) {
+        let now = now_ms();
+        let ttl = self.cfg.transaction_cache_ttl.as_millis() as i64;
+        self.dedupe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now);
+        if let Err(e) = self.store.prune(now - ttl) {
+            self.m.events.record(EventKind::Error, None, e.to_string());
+        }
+        self.clients.evict_idle(std::time::Duration::from_secs(120));
+    }
+
+    /// Hashes anti-entropy compares: those received within the TTL and
+    /// already released to the network. A submission still in the offline
+    /// queue stays out, so the queue alone decides its (ordered) release.
+    fn recent_hashes(&self) -> Result<Vec<(TxHash, u64)>> {
+        let since = now_ms() - self.cfg.transaction_cache_ttl.as_millis() as i64;
+        Ok(self
+            .store
+            .received_since(since)?
+            .into_iter()
+            .filter(|t| t.distributed)
+            .map(|t| (t.hash, t.size))
+            .collect())
+    }
+
+    /// One anti-entropy exchange with a random live peer: pull what it has
+    /// and we lack; announce to it what we have and it lacks.
+    pub async fn anti_entropy_round(self: &Arc<Self>) -> Result<()> {
+        let peers = self.live_peers();
+        let Some(peer) = peers.choose(&mut rand::rng()).cloned() else {
+            return Ok(());
+        };
+        let mine = self.recent_hashes()?;
+        let req = SyncRequest {
+            requesting_peer_id: self.me().to_owned(),
+            bucket_digests: bucket_digests(mine.iter().map(|(h, _)| h)),
+        };
+        let mut c = self.clients.client(&peer.url, 0)?;
+        let resp = c
+            .sync_transactions(req)
+            .await
+            .map_err(|s| status_err(&peer.url, s))?
+            .into_inner();
+        let differ: std::collections::HashSet<usize> =
+            resp.differing_buckets.iter().map(|b| *b as usize).collect();
+        if differ.is_empty() {
+            return Ok(());
+        }
+        let theirs: std::collections::HashSet<TxHash> = resp
+            .hashes
+            .iter()
+            .filter_map(|h| h.as_slice().try_into().ok())
+            .collect();
+        let mut lacking = Vec::new();
+        for (h, size) in resp
+            .hashes
+            .iter()
+            .zip(resp.sizes.iter().chain(std::iter::repeat(&0)))
+        {
+            let Ok(hash) = <TxHash>::try_from(h.as_slice()) else {
+                continue;
+            };
+            if !self.holds(&hash)? {
+                lacking.push((hash, u64::try_from(*size).unwrap_or(0)));
+            }
+        }
+        let extra: Vec<CompactNotification> = mine
+            .iter()
+            .filter(|(h, _)| differ.contains(&bucket_of(h)) && !theirs.contains(h))
+            .map(|(h, size)| CompactNotification {
+                hash: h.to_vec(),
+                size: *size as i64,
+                round: self.cfg.gossip_rounds as i32,
+            })
+            .collect();
+        self.m
+            .metrics
+            .anti_entropy_repairs
+            .inc_by((lacking.len() + extra.len()) as u64);
+        if !extra.is_empty() {
+            self.notify(&peer, extra).await?;
+        }
+        // Repairs do not spread further: every peer runs its own rounds.
+        for (hash, size) in lacking {
+            self.pull(hash, size, self.cfg.gossip_rounds, peer.clone())
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Answers a peer's anti-entropy request.
+    pub fn on_sync(&self, req: &SyncRequest) -> Result<SyncResponse> {
+        let mine = self.recent_hashes()?;
+        let diff = differing(
+            &bucket_digests(mine.iter().map(|(h, _)| h)),
+            &req.bucket_digests,
+        );
+        let set: std::collections::HashSet<usize> = diff.iter().map(|b| *b as usize).collect();
+        let (hashes, sizes) = mine
+            .iter()
+            .filter(|(h, _)| set.contains(&bucket_of(h)))
+            .map(|(h, size)| (h.to_vec(), *size as i64))
+            .unzip();
+        Ok(SyncResponse {
+            differing_buckets: diff,
+            hashes,
+            sizes,
+        })
+    }
+
+    /// Announces queued transactions in submission order to a fanout of
+    /// peers; a batch leaves the queue once one peer took it. Failures count
+    /// against each entry; past OfflineMode.MaxRetries it is dead-lettered.
+    pub async fn flush_queue(self: &Arc<Self>) {
+        let _one_at_a_time = self.flushing.lock().await;
+        loop {
+            let batch = match self.queue.peek(FLUSH_BATCH) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => break,
+                Err(e) => {
+                    self.m.events.record(EventKind::Error, None, e.to_string());
+                    break;
+                }
+            };
+            match self.announce_batch(&batch).await {
+                Ok(()) => {
+                    let seqs: Vec<u64> = batch.iter().map(|q| q.seq).collect();
+                    if let Err(e) = self.queue.remove(&seqs) {
+                        self.m.events.record(EventKind::Error, None, e.to_string());
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let now = now_ms();
+                    for q in &batch {
+                        if let Ok(Retry::DeadLettered) =
+                            self.queue.record_failure(q.seq, &e.to_string(), now)
+                        {
+                            self.m.events.record(
+                                EventKind::Error,
+                                None,
+                                format!(
+                                    "transaction {} dead-lettered after {} attempts: {e}",
+                                    q.hash,
+                                    q.retry_count + 1
+                                ),
+                            );
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        self.m.metrics.tx_queue_size.set(self.queue.len() as i64);
+    }
+
+    async fn announce_batch(self: &Arc<Self>, batch: &[super::queue::QueuedTx]) -> Result<()> {
+        let mut notes = Vec::with_capacity(batch.len());
+        for q in batch {
+            let hash = parse_hex(&q.hash)
+                .ok_or_else(|| Error::InvalidTransaction(format!("queued hash {}", q.hash)))?;
+            // The queue holds the bytes too: restore them if the store lost them.
+            if !self.store.contains(&hash)? {
+                self.store.insert(hash, q.data.clone(), now_ms()).await?;
+            }
+            self.remember(&hash);
+            notes.push(CompactNotification {
+                hash: hash.to_vec(),
+                size: q.data.len() as i64,
+                round: 1,
+            });
+        }
+        let peers = self.live_peers();
+        let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+        let targets: Vec<PeerRef> = choose(
+            &ids,
+            None,
+            fanout(self.cfg.fanout_factor, ids.len()).max(1),
+            &mut rand::rng(),
+        )
+        .into_iter()
+        .filter_map(|id| peers.iter().find(|p| &p.id == id).cloned())
+        .collect();
+        let mut last_err = Error::PeerUnreachable {
+            peer: "any".into(),
+            message: "no live peer to flush to".into(),
+        };
+        let mut delivered = false;
+        for peer in &targets {
+            match self.notify(peer, notes.clone()).await {
+                Ok(_) => delivered = true,
+                Err(e) => last_err = e,
+            }
+        }
+        if !delivered {
+            return Err(last_err);
+        }
+        for n in &notes {
+            if let Ok(hash) = <TxHash>::try_from(n.hash.as_slice()) {
+                self.store.mark_distributed(&hash)?;
+            }
+        }
+        self.m.metrics.gossip_rounds.inc();
+        Ok(())
+    }
+}

@@ -1,0 +1,304 @@
+//! Transaction distribution on loopback: delivery, durability, the offline
+//! queue, lossy links, forced bloom collisions and bad input.
+mod common;
+
+use std::time::Duration;
+
+use common::{free_port, mk_config, mk_network, payload, start, wait_for, wait_for_or};
+use sorcha_peer::node::NodeHandle;
+
+fn counts(nodes: &[NodeHandle]) -> String {
+    let c: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{}:{}",
+                n.distributor.store.count().unwrap(),
+                n.membership.state()
+            )
+        })
+        .collect();
+    format!("(stored per node: {})", c.join(" "))
+}
+use sorcha_peer::node::{self, Faults};
+use sorcha_peer::tx::store::{hash_of, to_hex};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Discovery timers relaxed so debug-build nodes busy hashing megabytes
+/// are not declared dead; gossip is what these tests exercise.
+fn steady(cfg: &mut sorcha_peer::config::PeerServiceConfig) {
+    cfg.peer_discovery.refresh_interval_minutes = Duration::from_secs(1);
+    cfg.peer_discovery.peer_timeout_seconds = Duration::from_millis(900);
+}
+
+fn fast_gossip(cfg: &mut sorcha_peer::config::PeerServiceConfig) {
+    steady(cfg);
+    cfg.transaction_distribution.anti_entropy_interval_seconds = Duration::from_millis(300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_peers_deliver_200_transactions_of_mixed_sizes() {
+    let dirs: Vec<_> = (0..10).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, fast_gossip).await;
+    let mut hashes = Vec::new();
+    for i in 0..200u64 {
+        let len = match i % 20 {
+            0 => 1_500_000 + (i as usize) * 7_000, // streamed (> 1 MB), up to ~2.9 MB
+            1..=5 => 256,
+            _ => 256 + (i as usize * 997) % 60_000,
+        };
+        let data = payload(i, len);
+        hashes.push(hash_of(&data));
+        let origin = &nodes[(i as usize * 7) % nodes.len()];
+        let s = origin.distributor.submit(data).await.unwrap();
+        assert!(
+            !s.queued && !s.already_known,
+            "{i}: {s:?} state {}",
+            origin.membership.state()
+        );
+    }
+    wait_for_or(
+        "every peer to hold all 200 transactions",
+        LIMIT,
+        || {
+            nodes
+                .iter()
+                .all(|n| n.distributor.store.count().unwrap() == 200)
+        },
+        || counts(&nodes),
+    )
+    .await;
+    for n in &nodes {
+        for h in &hashes {
+            assert!(n.distributor.store.contains(h).unwrap());
+        }
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_bloom_collisions_lose_nothing() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    // 8 bits: after a few inserts every lookup is a (false) positive.
+    let nodes = mk_network(&dirs, |c| {
+        // Anti-entropy confirms through the same bloom-then-store check,
+        // so a false positive trusted anywhere would leave a gap forever.
+        fast_gossip(c);
+        c.transaction_distribution.bloom_filter_bits = 8;
+    })
+    .await;
+    for i in 0..60u64 {
+        let data = payload(1000 + i, 300);
+        nodes[i as usize % 5]
+            .distributor
+            .submit(data)
+            .await
+            .unwrap();
+    }
+    wait_for_or(
+        "all 60 everywhere despite a saturated bloom filter",
+        LIMIT,
+        || {
+            nodes
+                .iter()
+                .all(|n| n.distributor.store.count().unwrap() == 60)
+        },
+        || counts(&nodes),
+    )
+    .await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_losing_half_its_messages_still_gets_everything() {
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = mk_network(&dirs[..4], fast_gossip).await;
+    let mut cfg = mk_config(dirs[4].path(), &[nodes[0].url()]);
+    fast_gossip(&mut cfg);
+    let lossy = node::start_with(
+        cfg,
+        Faults {
+            drop_tx_messages: 0.5,
+        },
+    )
+    .await
+    .unwrap();
+    wait_for("the lossy peer to join", LIMIT, || {
+        lossy.membership.counts().1 == 4 && nodes.iter().all(|n| n.membership.counts().1 == 4)
+    })
+    .await;
+    for i in 0..100u64 {
+        nodes[i as usize % 4]
+            .distributor
+            .submit(payload(2000 + i, 500 + i as usize))
+            .await
+            .unwrap();
+    }
+    wait_for("anti-entropy to fill the lossy peer's gaps", LIMIT, || {
+        lossy.distributor.store.count().unwrap() == 100
+    })
+    .await;
+    nodes.push(lossy);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_node_queues_1000_and_delivers_them_in_order_after_reconnecting() {
+    let (d0, d1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_port();
+    let a = start(mk_config(d1.path(), &[format!("http://127.0.0.1:{port}")])).await;
+    wait_for("first discovery pass", LIMIT, || a.membership.is_ready()).await;
+    let mut hashes = Vec::new();
+    for i in 0..1000u64 {
+        let s = a.distributor.submit(payload(5000 + i, 200)).await.unwrap();
+        assert!(s.queued, "Offline: submission {i} is queued");
+        hashes.push(s.hash);
+    }
+    assert_eq!(a.distributor.queue.len(), 1000);
+    let mut cfg = mk_config(d0.path(), &[]);
+    cfg.listen_port = port;
+    let b = start(cfg).await;
+    wait_for("all 1,000 to reach the network", LIMIT, || {
+        b.distributor.store.count().unwrap() == 1000
+    })
+    .await;
+    wait_for("the queue to drain", LIMIT, || {
+        a.distributor.queue.is_empty()
+    })
+    .await;
+    // B received them in submission order.
+    let received: Vec<String> = b
+        .distributor
+        .store
+        .received_since(0)
+        .unwrap()
+        .iter()
+        .map(|t| to_hex(&t.hash))
+        .collect();
+    let position: std::collections::HashMap<&str, usize> = received
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let arrival: Vec<i64> = {
+        let metas = b.distributor.store.received_since(0).unwrap();
+        let by_hash: std::collections::HashMap<String, i64> = metas
+            .iter()
+            .map(|t| (to_hex(&t.hash), t.received_at))
+            .collect();
+        hashes.iter().map(|h| by_hash[h]).collect()
+    };
+    assert_eq!(position.len(), 1000);
+    assert!(
+        arrival.windows(2).all(|w| w[0] <= w[1]),
+        "arrivals follow submission order"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_submissions_get_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mk_config(dir.path(), &[]);
+    cfg.transaction_distribution.max_transaction_size = 1000;
+    cfg.transaction_distribution.streaming_threshold = 500;
+    cfg.transaction_distribution.eager_push_threshold = 100;
+    let node = start(cfg).await;
+    let base = node.url();
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        http.post(format!("{base}/api/v1/transactions"))
+            .body(body)
+            .send()
+    };
+
+    let r = post(vec![7; 1001]).await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("MaxTransactionSize (1000 bytes)")
+    );
+    let r = post(Vec::new()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("must not be empty"));
+    let r = http
+        .get(format!("{base}/api/v1/transactions/not-a-hash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{base}/api/v1/transactions/{}", to_hex(&[1; 32])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let mut c = sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient::connect(base.clone()).await.unwrap();
+    let err = c
+        .submit_transaction(sorcha_proto::transaction::SubmitTransactionRequest {
+            transaction_data: vec![1; 1001],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert!(err.message().contains("1000 bytes"), "{}", err.message());
+    let err = c
+        .notify_transactions(sorcha_proto::transaction::NotificationBatch {
+            sender_peer_id: "x".into(),
+            notifications: vec![sorcha_proto::transaction::CompactNotification {
+                hash: vec![1, 2],
+                size: 5,
+                round: 1,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("notifications[0].hash"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        node.distributor.store.count().unwrap(),
+        0,
+        "nothing was stored"
+    );
+
+    // A good one round-trips through REST and gRPC.
+    let r = post(b"hello".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let hash = to_hex(&hash_of(b"hello"));
+    assert_eq!(body["transaction_hash"], hash.as_str());
+    let got = http
+        .get(format!("{base}/api/v1/transactions/{hash}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], b"hello");
+    let r = c
+        .get_transaction(sorcha_proto::transaction::TransactionRequest {
+            transaction_hash: hash.clone(),
+            requesting_peer_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.found && r.transaction_data == b"hello");
+    node.shutdown().await;
+}

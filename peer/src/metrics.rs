@@ -41,6 +41,10 @@ pub struct Metrics {
     pub tx_pulls_served: IntCounter,
     pub tx_stored: IntCounter,
     pub anti_entropy_repairs: IntCounter,
+    pub announcements_sent: IntCounter,
+    pub announcement_bytes: IntCounter,
+    pub listener_received: IntCounter,
+    pub listener_sent: IntCounter,
 }
 
 impl Metrics {
@@ -179,6 +183,26 @@ impl Metrics {
                 "Transactions found missing on one side by anti-entropy",
             )
             .unwrap(),
+            announcements_sent: IntCounter::new(
+                "sorcha_announcements_sent_total",
+                "Transaction announcements sent (hash, size, round), batched per peer",
+            )
+            .unwrap(),
+            announcement_bytes: IntCounter::new(
+                "sorcha_announcement_bytes_total",
+                "Encoded bytes of the announcement batches sent (gRPC message bodies)",
+            )
+            .unwrap(),
+            listener_received: IntCounter::new(
+                "sorcha_listener_received_bytes_total",
+                "Bytes read from connections this node accepted (all protocols, framing included)",
+            )
+            .unwrap(),
+            listener_sent: IntCounter::new(
+                "sorcha_listener_sent_bytes_total",
+                "Bytes written to connections this node accepted (all protocols, framing included)",
+            )
+            .unwrap(),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -203,6 +227,10 @@ impl Metrics {
             Box::new(m.tx_pulls_served.clone()),
             Box::new(m.tx_stored.clone()),
             Box::new(m.anti_entropy_repairs.clone()),
+            Box::new(m.announcements_sent.clone()),
+            Box::new(m.announcement_bytes.clone()),
+            Box::new(m.listener_received.clone()),
+            Box::new(m.listener_sent.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

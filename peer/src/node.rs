@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::wire::CountingListener;
 use crate::client::PeerClient;
 use crate::config::PeerServiceConfig;
 use crate::discovery::engine::Engine;
@@ -31,12 +32,12 @@ pub struct NodeHandle {
 
 impl NodeHandle {
     pub fn node_id(&self) -> &str {
-        &self.membership.me.peer_id
+        self.membership.id()
     }
 
     /// `http://` URL other peers and the CLI use to reach this node.
     pub fn url(&self) -> String {
-        crate::client::peer_url(&self.membership.me.address, self.local_addr.port())
+        crate::client::peer_url(&self.membership.me().address, self.local_addr.port())
     }
 
     /// Stops discovery and the listener; waits up to 5 s for in-flight
@@ -108,7 +109,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         },
     };
     let membership = Arc::new(Membership::new(me, cfg.peer_discovery.clone(), store)?);
-    tracing::info!(node_id = %membership.me.peer_id, %local_addr, advertised = %membership.me.address, "node listening");
+    tracing::info!(node_id = %membership.id(), %local_addr, advertised = %membership.me().address, "node listening");
 
     let shutdown = CancellationToken::new();
     let distributor = Distributor::open(
@@ -121,6 +122,11 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
     )?;
     let app = crate::api::router(membership.clone(), distributor.clone(), &faults);
     let stop = shutdown.clone();
+    let listener = CountingListener::new(
+        listener,
+        membership.metrics.listener_received.clone(),
+        membership.metrics.listener_sent.clone(),
+    );
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
         if let Err(e) = serve.await {

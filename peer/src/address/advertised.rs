@@ -1,16 +1,10 @@
 //! The node's own description as it is advertised right now, and the last
 //! address-discovery result for the status API.
 //!
-//! `Membership::me` is read on every request (RegisterPeer, GetPeerList's
-//! responder, Ping) and by the engine, by reference. `Advertised` derefs to
-//! the current `PeerDescription`, so those readers see a re-checked address
-//! without changing. Each distinct address gets one description, allocated
-//! once for the life of the process: a reference handed out can then never
-//! dangle, and the memory is bounded by the number of distinct addresses the
-//! node ever has (a handful), not by how often it changes.
-use std::collections::HashMap;
-use std::ops::Deref;
-use std::sync::{Mutex, RwLock};
+//! Readers (every RegisterPeer, GetPeerList and Ping, and the discovery
+//! engine) take a cheap `Arc` snapshot with `current()`; a re-check swaps
+//! in a new description, and snapshots already taken stay valid.
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -56,38 +50,39 @@ impl AddressStatus {
 }
 
 pub struct Advertised {
-    current: RwLock<&'static PeerDescription>,
-    by_address: Mutex<HashMap<String, &'static PeerDescription>>,
+    current: RwLock<Arc<PeerDescription>>,
     status: RwLock<AddressStatus>,
 }
 
 impl Advertised {
     pub fn new(me: PeerDescription) -> Self {
-        let address = me.address.clone();
-        let me: &'static PeerDescription = Box::leak(Box::new(me));
+        let status = AddressStatus {
+            external_address: me.address.clone(),
+            ..AddressStatus::default()
+        };
         Self {
-            current: RwLock::new(me),
-            by_address: Mutex::new(HashMap::from([(address.clone(), me)])),
-            status: RwLock::new(AddressStatus {
-                external_address: address,
-                ..AddressStatus::default()
-            }),
+            current: RwLock::new(Arc::new(me)),
+            status: RwLock::new(status),
         }
+    }
+
+    /// The description advertised right now.
+    pub fn current(&self) -> Arc<PeerDescription> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Advertises `address` from now on; false if it already was.
     pub fn set_address(&self, address: &str) -> bool {
-        let current: &PeerDescription = self;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if current.address == address {
             return false;
         }
-        let mut known = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
-        let next = *known.entry(address.to_owned()).or_insert_with(|| {
-            let mut d = current.clone();
-            d.address = address.to_owned();
-            Box::leak(Box::new(d))
-        });
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        let mut next = PeerDescription::clone(&current);
+        next.address = address.to_owned();
+        *current = Arc::new(next);
         true
     }
 
@@ -103,18 +98,9 @@ impl Advertised {
     }
 }
 
-impl Deref for Advertised {
-    type Target = PeerDescription;
-
-    fn deref(&self) -> &PeerDescription {
-        *self.current.read().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 impl std::fmt::Debug for Advertised {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let me: &PeerDescription = self;
-        me.fmt(f)
+        self.current().fmt(f)
     }
 }
 
@@ -139,22 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn readers_see_the_new_address_and_each_address_is_allocated_once() {
+    fn readers_see_the_new_address_and_old_snapshots_stay_valid() {
         let a = Advertised::new(me());
-        assert_eq!(a.address, "10.0.0.1");
+        let before = a.current();
         assert!(!a.set_address("10.0.0.1"));
         assert!(a.set_address("198.18.0.1"));
+        let now = a.current();
         assert_eq!(
-            (a.address.as_str(), a.peer_id.as_str(), a.port),
+            (now.address.as_str(), now.peer_id.as_str(), now.port),
             ("198.18.0.1", "me", 5001)
         );
-        let first: *const PeerDescription = &*a;
-        assert!(a.set_address("10.0.0.1"));
-        assert!(a.set_address("198.18.0.1"));
         assert_eq!(
-            first, &*a as *const PeerDescription,
-            "reused, not reallocated"
+            before.address, "10.0.0.1",
+            "a snapshot taken earlier is unchanged"
         );
-        assert_eq!(a.by_address.lock().unwrap().len(), 2);
     }
 }

@@ -83,7 +83,7 @@ impl Recheck {
         verify(
             &report.external_address,
             self.port,
-            &self.membership.me.peer_id,
+            self.membership.id(),
             timeout,
         )
         .await
@@ -133,8 +133,8 @@ pub fn keep_last_good(last: &AddressReport, mut next: AddressReport) -> AddressR
 
 /// Makes `report` what the node advertises and reports.
 pub fn publish(m: &Membership, report: &AddressReport, reach: &Reachability) {
-    let old = m.me.address.clone();
-    if m.me.set_address(&report.external_address) {
+    let old = m.me().address.clone();
+    if m.set_advertised_address(&report.external_address) {
         tracing::info!(
             from = %old,
             to = %report.external_address,
@@ -164,7 +164,7 @@ pub fn publish(m: &Membership, report: &AddressReport, reach: &Reachability) {
     metrics
         .external_address_reachable
         .set(reach.reachable.map_or(-1, i64::from));
-    m.me.set_status(status);
+    m.set_address_status(status);
 }
 
 #[cfg(test)]

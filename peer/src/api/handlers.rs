@@ -99,7 +99,7 @@ pub fn ping(m: &Membership, req: PingRequest) -> Result<PingResponse, RequestErr
     }
     let (known, active) = m.counts();
     Ok(PingResponse {
-        peer_id: m.me.peer_id.clone(),
+        peer_id: m.id().to_owned(),
         timestamp: crate::clock::now_ms(),
         status: wire_status(m.state()) as i32,
         known_peers: known as i32,
@@ -108,7 +108,7 @@ pub fn ping(m: &Membership, req: PingRequest) -> Result<PingResponse, RequestErr
 }
 
 pub fn self_info(m: &Membership) -> sorcha_proto::discovery::PeerInfo {
-    let mut info = description_to_info(&m.me);
+    let mut info = description_to_info(&m.me());
     info.last_seen = crate::clock::now_ms();
     info
 }

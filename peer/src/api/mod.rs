@@ -5,6 +5,7 @@ pub mod handlers;
 pub mod rest;
 pub mod tx_grpc;
 pub mod tx_rest;
+pub mod wire;
 
 use std::sync::Arc;
 

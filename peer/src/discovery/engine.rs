@@ -63,7 +63,7 @@ impl Engine {
 
     fn list_request(&self, max: usize) -> PeerListRequest {
         PeerListRequest {
-            requesting_peer_id: self.m.me.peer_id.clone(),
+            requesting_peer_id: self.m.id().to_owned(),
             max_peers: i32::try_from(max).unwrap_or(i32::MAX),
             requester: Some(self.me_info()),
         }
@@ -142,12 +142,12 @@ impl Engine {
             .ping(
                 url,
                 PingRequest {
-                    peer_id: self.m.me.peer_id.clone(),
+                    peer_id: self.m.id().to_owned(),
                     sender: Some(self.me_info()),
                 },
             )
             .await?;
-        if pong.peer_id == self.m.me.peer_id {
+        if pong.peer_id == self.m.id() {
             return Ok(None);
         }
         let reg = self
@@ -290,7 +290,7 @@ impl Engine {
         let responders: Vec<String> = self
             .call_each(&ids, "ping", |url| {
                 let req = PingRequest {
-                    peer_id: self.m.me.peer_id.clone(),
+                    peer_id: self.m.id().to_owned(),
                     sender: Some(self.me_info()),
                 };
                 async move { self.client.ping(&url, req).await }

@@ -146,6 +146,11 @@ impl PeerTable {
         rejected
     }
 
+    /// The node's advertised address changed: that one is now "self".
+    pub fn set_self_endpoint(&mut self, endpoint: (String, u16)) {
+        self.self_endpoint = endpoint;
+    }
+
     pub fn is_self(&self, peer_id: &str, address: &str, port: u16) -> bool {
         peer_id == self.self_id || (address == self.self_endpoint.0 && port == self.self_endpoint.1)
     }

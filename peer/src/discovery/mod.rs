@@ -32,7 +32,10 @@ use state::NodeState;
 /// peer-list updates, which the next discovery round re-learns.
 pub struct Membership {
     /// This node as advertised; the address follows address discovery.
-    pub me: crate::address::Advertised,
+    /// This node's id (fixed for its life).
+    id: String,
+    /// What this node advertises; the address may change at runtime.
+    advertised: crate::address::Advertised,
     pub cfg: PeerDiscoveryConfig,
     table: Mutex<PeerTable>,
     store: Store,
@@ -101,7 +104,8 @@ impl Membership {
         let metrics = Metrics::new();
         metrics.peers_known.set(table.len() as i64);
         Ok(Self {
-            me: crate::address::Advertised::new(me),
+            id: me.peer_id.clone(),
+            advertised: crate::address::Advertised::new(me),
             cfg,
             table: Mutex::new(table),
             store,
@@ -113,6 +117,34 @@ impl Membership {
             started_ms: now_ms(),
             ready: AtomicBool::new(false),
         })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This node's description as advertised right now.
+    pub fn me(&self) -> std::sync::Arc<PeerDescription> {
+        self.advertised.current()
+    }
+
+    /// Advertises `address` from now on (and keeps it out of the peer list,
+    /// like the old one); false if it already was.
+    pub fn set_advertised_address(&self, address: &str) -> bool {
+        let mut table = self.lock();
+        let changed = self.advertised.set_address(address);
+        if changed {
+            table.set_self_endpoint((address.to_owned(), self.me().port));
+        }
+        changed
+    }
+
+    pub fn address_status(&self) -> crate::address::AddressStatus {
+        self.advertised.status()
+    }
+
+    pub fn set_address_status(&self, status: crate::address::AddressStatus) {
+        self.advertised.set_status(status);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PeerTable> {
@@ -348,10 +380,11 @@ impl Membership {
 
     pub fn status(&self) -> NodeStatus {
         let (known, active) = self.counts();
+        let me = self.me();
         NodeStatus {
-            node_id: self.me.peer_id.clone(),
-            address: self.me.address.clone(),
-            port: self.me.port,
+            node_id: self.id.clone(),
+            address: me.address.clone(),
+            port: me.port,
             state: self.state().to_string(),
             known_peers: known,
             active_peers: active,
@@ -359,7 +392,7 @@ impl Membership {
             last_successful_discovery: self.last_discovery_ms.load(Ordering::Relaxed),
             uptime_seconds: ((now_ms() - self.started_ms).max(0) / 1000) as u64,
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            network_address: self.me.status(),
+            network_address: self.advertised.status(),
         }
     }
 }

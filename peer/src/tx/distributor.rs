@@ -50,6 +50,9 @@ pub struct Distributor {
     pub(super) submitted_at: Mutex<HashMap<TxHash, Instant>>,
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
+    /// Hashes of newly stored transactions, for live observers (the
+    /// dashboard, benchmarks). Lagging receivers lose the oldest.
+    stored: tokio::sync::broadcast::Sender<TxHash>,
 }
 
 impl Distributor {
@@ -90,11 +93,12 @@ impl Distributor {
             pulling: Mutex::new(HashMap::new()),
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
+            stored: tokio::sync::broadcast::channel(4096).0,
         }))
     }
 
     pub fn me(&self) -> &str {
-        &self.m.me.peer_id
+        self.m.id()
     }
 
     /// Size checks shared by every entry point.
@@ -198,6 +202,7 @@ impl Distributor {
             return Ok(false);
         }
         metrics.tx_stored.inc();
+        let _ = self.stored.send(hash);
         if from.is_some() {
             metrics.bandwidth_received.inc_by(size);
         }
@@ -210,6 +215,10 @@ impl Distributor {
             self.spread(hash, size, round + 1, from);
         }
         Ok(true)
+    }
+
+    pub fn subscribe_stored(&self) -> tokio::sync::broadcast::Receiver<TxHash> {
+        self.stored.subscribe()
     }
 
     /// Serves a stored transaction to a peer or client.

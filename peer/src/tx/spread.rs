@@ -150,13 +150,17 @@ impl Distributor {
             sender_peer_id: self.me().to_owned(),
             notifications: notes,
         };
+        let count = req.notifications.len() as u64;
         let bytes = prost::Message::encoded_len(&req);
         let mut c = self.clients.client(&peer.url, bytes)?;
         let ack = c
             .notify_transactions(req)
             .await
             .map_err(|s| status_err(&peer.url, s))?;
-        self.m.metrics.bandwidth_sent.inc_by(bytes as u64);
+        let metrics = &self.m.metrics;
+        metrics.bandwidth_sent.inc_by(bytes as u64);
+        metrics.announcements_sent.inc_by(count);
+        metrics.announcement_bytes.inc_by(bytes as u64);
         Ok(ack.into_inner().wanted)
     }
 

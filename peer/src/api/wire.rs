@@ -1,0 +1,106 @@
+//! The listener, wrapped to count every byte that crosses it. Each TCP
+//! connection between peers has exactly one accepting end, so the sum of
+//! all nodes' counters is the network's true wire traffic (HTTP/2 and gRPC
+//! framing, headers and TCP payload), which is what the gossip benchmark
+//! reports per transaction.
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use prometheus::IntCounter;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+pub struct CountingListener {
+    inner: TcpListener,
+    received: IntCounter,
+    sent: IntCounter,
+}
+
+impl CountingListener {
+    pub fn new(inner: TcpListener, received: IntCounter, sent: IntCounter) -> Self {
+        Self {
+            inner,
+            received,
+            sent,
+        }
+    }
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountingStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        // Small gossip messages must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let io = CountingStream {
+            inner: stream,
+            received: self.received.clone(),
+            sent: self.sent.clone(),
+        };
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+pub struct CountingStream {
+    inner: TcpStream,
+    received: IntCounter,
+    sent: IntCounter,
+}
+
+impl AsyncRead for CountingStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.received.inc_by((buf.filled().len() - before) as u64);
+        r
+    }
+}
+
+impl AsyncWrite for CountingStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.sent.inc_by(*n as u64);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.sent.inc_by(*n as u64);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -203,9 +203,7 @@ async fn run_case(
             f64::INFINITY
         });
     }
-    for node in nodes {
-        node.shutdown().await;
-    }
+    futures::future::join_all(nodes.into_iter().map(NodeHandle::shutdown)).await;
     let announcements = (after.2 - before.2).max(1) as f64;
     Case {
         load,

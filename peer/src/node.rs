@@ -103,7 +103,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         last_seen: 0,
         capabilities: Capabilities {
             supports_streaming: false,
-            supports_transaction_distribution: false,
+            supports_transaction_distribution: true,
             max_transaction_size: i32::try_from(cfg.transaction_distribution.max_transaction_size)
                 .unwrap_or(i32::MAX),
         },
@@ -120,7 +120,12 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         cfg.communication.connection_timeout,
         &faults,
     )?;
-    let app = crate::api::router(membership.clone(), distributor.clone(), &faults);
+    let app = crate::api::router(
+        membership.clone(),
+        distributor.clone(),
+        &faults,
+        shutdown.clone(),
+    );
     let stop = shutdown.clone();
     let listener = CountingListener::new(
         listener,

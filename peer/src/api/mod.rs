@@ -22,7 +22,12 @@ use crate::tx::net::max_message_bytes;
 /// full list of 1,000 peers is well under 1 MB.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
-pub fn router(m: Arc<Membership>, d: Arc<Distributor>, faults: &crate::node::Faults) -> Router {
+pub fn router(
+    m: Arc<Membership>,
+    d: Arc<Distributor>,
+    faults: &crate::node::Faults,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Router {
     let discovery = PeerDiscoveryServer::new(grpc::DiscoveryService {
         membership: m.clone(),
     })
@@ -31,6 +36,7 @@ pub fn router(m: Arc<Membership>, d: Arc<Distributor>, faults: &crate::node::Fau
     let mut tx = TransactionDistributionServer::new(tx_grpc::TxService {
         distributor: d.clone(),
         drop_ratio: faults.drop_tx_messages,
+        shutdown,
     })
     .max_decoding_message_size(max_message)
     .max_encoding_message_size(max_message);

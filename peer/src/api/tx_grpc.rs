@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::tx::distributor::Distributor;
-use crate::tx::net::COMPRESS_MIN_BYTES;
+use crate::tx::net::worth_compressing;
 use crate::tx::store::{TxHash, parse_hex};
 
 /// Chunk size of StreamTransaction.
@@ -24,6 +24,9 @@ pub struct TxService {
     pub distributor: Arc<Distributor>,
     /// Fault injection: share of peer messages refused as if lost.
     pub drop_ratio: f64,
+    /// Ends open announcement streams, which would otherwise hold the
+    /// listener's graceful shutdown until their peers close them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl TxService {
@@ -90,13 +93,13 @@ impl TransactionDistribution for TxService {
         let r = req.into_inner();
         let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
         let data = self.distributor.get(&hash).map_err(tx_status)?;
-        let small = data.as_ref().is_none_or(|d| d.len() < COMPRESS_MIN_BYTES);
+        let skip_gzip = !data.as_deref().is_some_and(worth_compressing);
         let mut resp = Response::new(TransactionResponse {
             transaction_hash: r.transaction_hash,
             found: data.is_some(),
             transaction_data: data.unwrap_or_default(),
         });
-        if small {
+        if skip_gzip {
             resp.disable_compression();
         }
         Ok(resp)
@@ -162,6 +165,40 @@ impl TransactionDistribution for TxService {
             .on_notifications(&b.sender_peer_id, b.notifications)
             .map_err(tx_status)?;
         Ok(Response::new(NotificationBatchAck { wanted }))
+    }
+
+    async fn announce_stream(
+        &self,
+        req: Request<tonic::Streaming<NotificationBatch>>,
+    ) -> Result<Response<NotificationBatchAck>, Status> {
+        let mut stream = req.into_inner();
+        let mut sender = String::new();
+        loop {
+            let batch = tokio::select! {
+                next = stream.message() => match next? {
+                    Some(batch) => batch,
+                    None => break,
+                },
+                _ = self.shutdown.cancelled() => break,
+            };
+            if sender.is_empty() {
+                if batch.sender_peer_id.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "sender_peer_id: required in the first batch of a stream",
+                    ));
+                }
+                sender = batch.sender_peer_id;
+            }
+            // Fault injection loses this batch, not the stream.
+            if crate::tx::net::lost(self.drop_ratio) {
+                continue;
+            }
+            self.distributor
+                .on_notifications(&sender, batch.notifications)
+                .map_err(tx_status)?;
+        }
+        // Wanted hashes were pulled as they arrived; nothing to report.
+        Ok(Response::new(NotificationBatchAck::default()))
     }
 
     async fn push_transaction(

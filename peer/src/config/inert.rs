@@ -40,20 +40,6 @@ impl PeerServiceConfig {
             "Communication.CircuitBreakerResetMinutes",
             "communication manager",
         );
-        let (t, dt) = (&self.transaction_distribution, &d.transaction_distribution);
-        // MaxTransactionSize is already advertised in the peer's capabilities.
-        let mut t_rest = t.clone();
-        t_rest.max_transaction_size = dt.max_transaction_size;
-        check(
-            t_rest != *dt,
-            "TransactionDistribution",
-            "transaction distribution",
-        );
-        check(
-            self.offline_mode != d.offline_mode,
-            "OfflineMode",
-            "offline queue",
-        );
         // RequireMutualTLS=true is refused at start instead (node::start).
         let mut s = self.security.clone();
         s.require_mutual_tls = false;
@@ -73,10 +59,12 @@ mod tests {
         // Address discovery works: its options are not inert.
         cfg.network_address.stun_servers = vec!["127.0.0.1:3478".into()];
         cfg.network_address.http_lookup_services = vec!["http://127.0.0.1/ip".into()];
-        cfg.communication.max_retries = 9;
+        // Nor are those of transaction distribution and the offline queue.
         cfg.offline_mode.max_queue_size = 5;
-        cfg.transaction_distribution.max_transaction_size = 5;
+        cfg.transaction_distribution.gossip_rounds = 5;
+        cfg.communication.max_retries = 9;
+        cfg.security.trusted_cas = Some("ca.pem".into());
         let paths: Vec<_> = cfg.inert_options().into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["Communication.MaxRetries", "OfflineMode"]);
+        assert_eq!(paths, vec!["Communication.MaxRetries", "Security"]);
     }
 }

@@ -10,6 +10,7 @@ use sorcha_proto::transaction::CompactNotification;
 use tokio::sync::mpsc;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
+use super::hot::HotCache;
 use super::net::{TxClients, max_message_bytes};
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
@@ -18,6 +19,9 @@ use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
 use crate::discovery::Membership;
 use crate::discovery::state::NodeState;
 use crate::{Error, Result};
+
+/// Memory for recently accepted transactions (see `hot`).
+const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A peer to talk to: its id (for exclusion and logs) and URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,7 @@ pub struct Distributor {
     pub(super) submitted_at: Mutex<HashMap<TxHash, Instant>>,
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
+    pub(super) hot: Mutex<HotCache>,
     /// Hashes of newly stored transactions, for live observers (the
     /// dashboard, benchmarks). Lagging receivers lose the oldest.
     stored: tokio::sync::broadcast::Sender<TxHash>,
@@ -93,6 +98,7 @@ impl Distributor {
             pulling: Mutex::new(HashMap::new()),
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
+            hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
             stored: tokio::sync::broadcast::channel(4096).0,
         }))
     }
@@ -194,13 +200,24 @@ impl Distributor {
         from: Option<&str>,
     ) -> Result<bool> {
         let size = data.len() as u64;
-        let new = self.store.insert(hash, data, now_ms()).await?;
-        self.remember(&hash);
+        let data: Arc<[u8]> = data.into();
+        let fresh = self
+            .hot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, data.clone());
         let metrics = &self.m.metrics;
-        if !new {
+        if !fresh || self.store.contains(&hash)? {
             metrics.tx_duplicates.inc();
             return Ok(false);
         }
+        // Relays forward before their own commit; the origin's answer to
+        // its client still waits for the commit below.
+        if round < self.cfg.gossip_rounds {
+            self.spread(hash, size, round + 1, from);
+        }
+        self.store.insert(hash, data.to_vec(), now_ms()).await?;
+        self.remember(&hash);
         metrics.tx_stored.inc();
         let _ = self.stored.send(hash);
         if from.is_some() {
@@ -211,9 +228,6 @@ impl Distributor {
         if from.is_some() || round >= self.cfg.gossip_rounds {
             self.store.mark_distributed(&hash)?;
         }
-        if round < self.cfg.gossip_rounds {
-            self.spread(hash, size, round + 1, from);
-        }
         Ok(true)
     }
 
@@ -223,12 +237,21 @@ impl Distributor {
 
     /// Serves a stored transaction to a peer or client.
     pub fn get(&self, hash: &TxHash) -> Result<Option<Vec<u8>>> {
-        let found = self.store.get(hash)?;
+        let found = self.data(hash)?;
         if let Some(data) = &found {
             self.m.metrics.tx_pulls_served.inc();
             self.m.metrics.bandwidth_sent.inc_by(data.len() as u64);
         }
         Ok(found)
+    }
+
+    /// A transaction's bytes: recent ones from memory, others from disk.
+    pub(super) fn data(&self, hash: &TxHash) -> Result<Option<Vec<u8>>> {
+        let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(hash);
+        match hot {
+            Some(d) => Ok(Some(d.to_vec())),
+            None => self.store.get(hash),
+        }
     }
 
     /// Peers to gossip with: those that answer, with their URLs.

@@ -2,6 +2,7 @@
 pub mod dedupe;
 pub mod distributor;
 pub mod gossip;
+pub mod hot;
 pub mod net;
 pub mod queue;
 mod spread;

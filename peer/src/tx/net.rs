@@ -15,6 +15,22 @@ use crate::{Error, Result};
 /// Below this a gzip frame costs more than it saves.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 
+/// Whether gzip would pay for itself on `data`: big enough, and a 4 KiB
+/// sample shrinks by at least a tenth (random or already-compressed bytes
+/// do not, and deflating them only burns CPU at every hop).
+pub fn worth_compressing(data: &[u8]) -> bool {
+    if data.len() < COMPRESS_MIN_BYTES {
+        return false;
+    }
+    let sample = &data[..data.len().min(4096)];
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    if std::io::Write::write_all(&mut z, sample).is_err() {
+        return false;
+    }
+    z.finish()
+        .is_ok_and(|out| out.len() * 10 < sample.len() * 9)
+}
+
 /// Largest gRPC message we send or accept: a whole transaction of the
 /// configured maximum size plus framing.
 pub fn max_message_bytes(max_transaction_size: u64) -> usize {
@@ -53,10 +69,10 @@ impl TxClients {
         }
     }
 
-    /// A client for `url` that gzips its request when `payload` bytes are
-    /// worth compressing (and compression is on), and always accepts gzip
-    /// answers when compression is on (the server decides per response).
-    pub fn client(&self, url: &str, payload: usize) -> Result<Client> {
+    /// A client for `url` that gzips its request when `compress` (and
+    /// compression is on; see `worth_compressing`), and accepts gzip answers
+    /// when compression is on (the server decides per response).
+    pub fn client(&self, url: &str, compress: bool) -> Result<Client> {
         if lost(self.drop_ratio) {
             return Err(Error::PeerUnreachable {
                 peer: url.to_owned(),
@@ -77,7 +93,6 @@ impl TxClients {
                             reason: e.to_string(),
                         })?
                         .connect_timeout(self.connect_timeout)
-                        .timeout(self.request_timeout)
                         .tcp_nodelay(true)
                         .connect_lazy();
                     map.insert(url.to_owned(), (ch.clone(), Instant::now()));
@@ -90,11 +105,20 @@ impl TxClients {
             .max_encoding_message_size(self.max_message);
         if self.compression {
             c = c.accept_compressed(CompressionEncoding::Gzip);
-            if payload >= COMPRESS_MIN_BYTES {
+            if compress {
                 c = c.send_compressed(CompressionEncoding::Gzip);
             }
         }
         Ok(c)
+    }
+
+    /// A request with a deadline: the base timeout plus time for `bytes`
+    /// at a conservative 1 MB/s. The announcement stream has none (it is
+    /// meant to stay open), hence no channel-wide timeout.
+    pub fn request<T>(&self, msg: T, bytes: u64) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.request_timeout + Duration::from_micros(bytes));
+        req
     }
 
     /// Closes channels unused for `idle`.
@@ -140,5 +164,26 @@ pub fn status_err(url: &str, s: tonic::Status) -> Error {
             peer: url.to_owned(),
             message: format!("{:?}: {}", s.code(), s.message()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_compressible_payloads_of_some_size_are_worth_gzip() {
+        assert!(worth_compressing(&[b'a'; 5000]));
+        assert!(!worth_compressing(&[b'a'; 100]), "too small");
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let random: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(!worth_compressing(&random), "incompressible");
     }
 }

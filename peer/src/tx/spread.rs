@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef};
 use super::gossip::{choose, fanout, split_push};
-use super::net::status_err;
+use super::net::{status_err, worth_compressing};
 use super::store::{TxHash, hash_of, to_hex};
 use crate::events::EventKind;
 use crate::{Error, Result};
@@ -62,17 +62,17 @@ impl Distributor {
     async fn push_to(self: Arc<Self>, peer: &PeerRef, hash: TxHash, round: u32) {
         let result = async {
             let data = self
-                .store
-                .get(&hash)?
+                .data(&hash)?
                 .ok_or_else(|| Error::InvalidTransaction(format!("{} vanished", to_hex(&hash))))?;
             let len = data.len();
+            let compress = worth_compressing(&data);
             let req = TransactionPush {
                 sender_peer_id: self.me().to_owned(),
                 transaction_data: data,
                 round: round as i32,
             };
-            let mut c = self.clients.client(&peer.url, len)?;
-            c.push_transaction(req)
+            let mut c = self.clients.client(&peer.url, compress)?;
+            c.push_transaction(self.clients.request(req, len as u64))
                 .await
                 .map_err(|s| status_err(&peer.url, s))?;
             self.m.metrics.bandwidth_sent.inc_by(len as u64);
@@ -106,6 +106,7 @@ impl Distributor {
         mut rx: mpsc::UnboundedReceiver<CompactNotification>,
     ) {
         let idle = std::time::Duration::from_secs(60);
+        let mut stream: Option<mpsc::Sender<NotificationBatch>> = None;
         loop {
             let first = match tokio::time::timeout(idle, rx.recv()).await {
                 Ok(Some(n)) => Some(n),
@@ -131,13 +132,74 @@ impl Distributor {
                 .iter()
                 .filter_map(|n| n.hash.as_slice().try_into().ok())
                 .collect();
-            let result = self.notify(&peer, batch).await;
-            self.sent(&peer, &hashes, result.map(drop));
+            // A submission's first round goes by unary call, whose answer
+            // proves delivery (it then counts as distributed); relays ride
+            // the peer's announcement stream.
+            let result = if batch.iter().any(|n| n.round <= 1) {
+                self.notify(&peer, batch).await.map(drop)
+            } else {
+                self.stream_batch(&peer, &mut stream, batch).await
+            };
+            self.sent(&peer, &hashes, result);
         }
         let mut boxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
         if boxes.get(&peer.id).is_some_and(|tx| tx.is_closed()) {
             boxes.remove(&peer.id);
         }
+    }
+
+    /// Sends a batch on the peer's AnnounceStream, opening it if needed
+    /// (once more if the old one broke).
+    async fn stream_batch(
+        &self,
+        peer: &PeerRef,
+        stream: &mut Option<mpsc::Sender<NotificationBatch>>,
+        notes: Vec<CompactNotification>,
+    ) -> Result<()> {
+        let count = notes.len() as u64;
+        let mut batch = NotificationBatch {
+            sender_peer_id: String::new(),
+            notifications: notes,
+        };
+        for _attempt in 0..2 {
+            let tx = match stream {
+                Some(tx) if !tx.is_closed() => tx.clone(),
+                _ => {
+                    // A new stream starts by naming the sender.
+                    batch.sender_peer_id = self.me().to_owned();
+                    let (tx, rx) = mpsc::channel(256);
+                    let mut c = self.clients.client(&peer.url, false)?;
+                    let url = peer.url.clone();
+                    tokio::spawn(async move {
+                        let call =
+                            c.announce_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+                        if let Err(s) = call.await {
+                            tracing::debug!(peer = %url, status = %s, "announcement stream ended");
+                        }
+                    });
+                    *stream = Some(tx.clone());
+                    tx
+                }
+            };
+            let bytes = prost::Message::encoded_len(&batch) as u64;
+            match tx.send(batch).await {
+                Ok(()) => {
+                    let metrics = &self.m.metrics;
+                    metrics.bandwidth_sent.inc_by(bytes);
+                    metrics.announcements_sent.inc_by(count);
+                    metrics.announcement_bytes.inc_by(bytes);
+                    return Ok(());
+                }
+                Err(mpsc::error::SendError(back)) => {
+                    batch = back;
+                    *stream = None;
+                }
+            }
+        }
+        Err(Error::PeerUnreachable {
+            peer: peer.url.clone(),
+            message: "announcement stream closed".into(),
+        })
     }
 
     /// One NotifyTransactions call; returns the hashes the peer wants.
@@ -152,9 +214,9 @@ impl Distributor {
         };
         let count = req.notifications.len() as u64;
         let bytes = prost::Message::encoded_len(&req);
-        let mut c = self.clients.client(&peer.url, bytes)?;
+        let mut c = self.clients.client(&peer.url, false)?;
         let ack = c
-            .notify_transactions(req)
+            .notify_transactions(self.clients.request(req, 0))
             .await
             .map_err(|s| status_err(&peer.url, s))?;
         let metrics = &self.m.metrics;
@@ -328,10 +390,10 @@ impl Distributor {
             transaction_hash: to_hex(hash),
             requesting_peer_id: self.me().to_owned(),
         };
-        let mut c = self.clients.client(&peer.url, 0)?;
+        let mut c = self.clients.client(&peer.url, false)?;
         let data = if size > self.cfg.streaming_threshold {
             let mut stream = c
-                .stream_transaction(req)
+                .stream_transaction(self.clients.request(req, size))
                 .await
                 .map_err(|s| status_err(&peer.url, s))?
                 .into_inner();
@@ -351,7 +413,7 @@ impl Distributor {
             data
         } else {
             let resp = c
-                .get_transaction(req)
+                .get_transaction(self.clients.request(req, size))
                 .await
                 .map_err(|s| status_err(&peer.url, s))?
                 .into_inner();

@@ -112,9 +112,9 @@ impl Distributor {
             requesting_peer_id: self.me().to_owned(),
             bucket_digests: bucket_digests(mine.iter().map(|(h, _)| h)),
         };
-        let mut c = self.clients.client(&peer.url, 0)?;
+        let mut c = self.clients.client(&peer.url, false)?;
         let resp = c
-            .sync_transactions(req)
+            .sync_transactions(self.clients.request(req, 0))
             .await
             .map_err(|s| status_err(&peer.url, s))?
             .into_inner();

@@ -1,0 +1,184 @@
+//! Transaction options that change observable behaviour: eager push,
+//! compression, and dead-lettering past OfflineMode.MaxRetries.
+mod common;
+
+use std::time::Duration;
+
+use common::fake::FakePeer;
+use common::{free_port, mk_config, mk_network, payload, start, wait_for};
+use sorcha_peer::config::PeerServiceConfig;
+use sorcha_peer::tx::store::hash_of;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn quiet(c: &mut PeerServiceConfig) {
+    c.peer_discovery.refresh_interval_minutes = Duration::from_secs(1);
+    c.peer_discovery.peer_timeout_seconds = Duration::from_millis(900);
+    c.transaction_distribution.anti_entropy_interval_seconds = Duration::from_secs(3600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_push_delivers_small_transactions_without_pulls() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, |c| {
+        quiet(c);
+        c.transaction_distribution.fanout_factor = Some(2);
+        c.transaction_distribution.eager_push_threshold = 4096;
+        c.transaction_distribution.eager_push_peers = 2;
+    })
+    .await;
+    for i in 0..10u64 {
+        nodes[0]
+            .distributor
+            .submit(payload(300 + i, 1000))
+            .await
+            .unwrap();
+    }
+    wait_for("both peers to hold all 10", LIMIT, || {
+        nodes[1..]
+            .iter()
+            .all(|n| n.distributor.store.count().unwrap() == 10)
+    })
+    .await;
+    let pulls: u64 = nodes
+        .iter()
+        .map(|n| n.membership.metrics.tx_pulls_served.get())
+        .sum();
+    assert_eq!(pulls, 0, "pushed whole: nobody had to pull");
+    // Above the threshold the same network announces and pulls.
+    nodes[0]
+        .distributor
+        .submit(payload(400, 5000))
+        .await
+        .unwrap();
+    wait_for("the large one", LIMIT, || {
+        nodes[1..]
+            .iter()
+            .all(|n| n.distributor.store.count().unwrap() == 11)
+    })
+    .await;
+    assert!(
+        nodes
+            .iter()
+            .map(|n| n.membership.metrics.tx_pulls_served.get())
+            .sum::<u64>()
+            > 0
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Wire bytes for one compressible 300 KB transaction between two nodes.
+async fn wire_bytes(compression: bool) -> u64 {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, |c| {
+        quiet(c);
+        c.transaction_distribution.enable_compression = compression;
+    })
+    .await;
+    let before: u64 = nodes
+        .iter()
+        .map(|n| {
+            n.membership.metrics.listener_received.get() + n.membership.metrics.listener_sent.get()
+        })
+        .sum();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 7) as u8).collect();
+    nodes[0].distributor.submit(data.clone()).await.unwrap();
+    wait_for("delivery", LIMIT, || {
+        nodes[1]
+            .distributor
+            .store
+            .contains(&hash_of(&data))
+            .unwrap()
+    })
+    .await;
+    assert_eq!(
+        nodes[1].distributor.get(&hash_of(&data)).unwrap().unwrap(),
+        data
+    );
+    let after: u64 = nodes
+        .iter()
+        .map(|n| {
+            n.membership.metrics.listener_received.get() + n.membership.metrics.listener_sent.get()
+        })
+        .sum();
+    for n in nodes {
+        n.shutdown().await;
+    }
+    after - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_shrinks_what_crosses_the_wire() {
+    let plain = wire_bytes(false).await;
+    let gzip = wire_bytes(true).await;
+    assert!(
+        plain > 300_000,
+        "uncompressed carries the whole payload: {plain}"
+    );
+    assert!(gzip * 10 < plain, "gzip: {gzip} bytes vs {plain} plain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_transactions_past_max_retries_become_visible_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cfg = mk_config(dir.path(), &[format!("http://127.0.0.1:{port}")]);
+    cfg.offline_mode.max_retries = 2;
+    cfg.transaction_distribution.anti_entropy_interval_seconds = Duration::from_millis(200);
+    let node = start(cfg).await;
+    wait_for("first discovery pass", LIMIT, || node.membership.is_ready()).await;
+    for i in 0..3u64 {
+        assert!(
+            node.distributor
+                .submit(payload(700 + i, 100))
+                .await
+                .unwrap()
+                .queued
+        );
+    }
+    // A peer appears that answers discovery but refuses every transaction.
+    let deaf = FakePeer::new("deaf", Duration::ZERO);
+    let deaf_port = deaf.spawn().await;
+    let info = common::fake::fake_info("deaf", deaf_port);
+    let mut c =
+        sorcha_proto::discovery::peer_discovery_client::PeerDiscoveryClient::connect(node.url())
+            .await
+            .unwrap();
+    c.register_peer(sorcha_proto::discovery::RegisterPeerRequest {
+        peer_info: Some(info),
+    })
+    .await
+    .unwrap();
+    wait_for("all three dead-lettered", LIMIT, || {
+        node.distributor.queue.is_empty()
+            && node.distributor.queue.dead_letters(10).unwrap().len() == 3
+    })
+    .await;
+    let body: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/transactions/dead-letters", node.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let letters = body["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 3);
+    assert_eq!(letters[0]["retry_count"], 2);
+    assert!(
+        letters[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Unimplemented"),
+        "{body}"
+    );
+    // Kept, not discarded: the node still serves them.
+    assert!(
+        node.distributor
+            .get(&hash_of(&payload(700, 100)))
+            .unwrap()
+            .is_some()
+    );
+    node.shutdown().await;
+}

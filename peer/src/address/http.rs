@@ -1,5 +1,5 @@
 //! The fallback when STUN yields nothing: a URL that answers with the
-//! caller's IP address as plain text (`https://api.ipify.org` style). The
+//! caller's IP address as plain text ("what is my IP" services). The
 //! body must be exactly one IP address, give or take surrounding
 //! whitespace; anything else (HTML, JSON, an error page) is rejected.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

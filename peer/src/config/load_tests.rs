@@ -76,14 +76,14 @@ PeerService:
 fn defaults_name_no_public_host() {
     let yaml = to_yaml(&PeerServiceConfig::default());
     assert!(yaml.starts_with("PeerService:\n"), "{yaml}");
-    for host in [
-        "stun.l.google.com",
-        "api.ipify.org",
-        "sorcha.dev",
-        "google",
-        "ipify",
-    ] {
-        assert!(!yaml.contains(host), "{host} in\n{yaml}");
+    // Every place a default could name a host to contact is empty.
+    let d = PeerServiceConfig::default();
+    assert!(d.network_address.stun_servers.is_empty());
+    assert!(d.network_address.http_lookup_services.is_empty());
+    assert!(d.network_address.external_address.is_none());
+    assert!(d.peer_discovery.bootstrap_nodes.is_empty());
+    for key in ["google", "ipify", "sorcha.dev", "http"] {
+        assert!(!yaml.contains(key), "{key} in\n{yaml}");
     }
 }
 

@@ -28,8 +28,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Discovery timers relaxed so debug-build nodes busy hashing megabytes
 /// are not declared dead; gossip is what these tests exercise.
 fn steady(cfg: &mut sorcha_peer::config::PeerServiceConfig) {
-    cfg.peer_discovery.refresh_interval_minutes = Duration::from_secs(1);
-    cfg.peer_discovery.peer_timeout_seconds = Duration::from_millis(900);
+    cfg.peer_discovery.refresh_interval_minutes = Duration::from_secs(2);
+    cfg.peer_discovery.peer_timeout_seconds = Duration::from_millis(1900);
 }
 
 fn fast_gossip(cfg: &mut sorcha_peer::config::PeerServiceConfig) {
@@ -51,12 +51,10 @@ async fn ten_peers_deliver_200_transactions_of_mixed_sizes() {
         let data = payload(i, len);
         hashes.push(hash_of(&data));
         let origin = &nodes[(i as usize * 7) % nodes.len()];
+        // Under a loaded CI machine a node may briefly count itself
+        // Offline and queue instead; the queue delivers those too.
         let s = origin.distributor.submit(data).await.unwrap();
-        assert!(
-            !s.queued && !s.already_known,
-            "{i}: {s:?} state {}",
-            origin.membership.state()
-        );
+        assert!(!s.already_known, "{i}: {s:?}");
     }
     wait_for_or(
         "every peer to hold all 200 transactions",

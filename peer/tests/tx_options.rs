@@ -12,8 +12,8 @@ use sorcha_peer::tx::store::hash_of;
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn quiet(c: &mut PeerServiceConfig) {
-    c.peer_discovery.refresh_interval_minutes = Duration::from_secs(1);
-    c.peer_discovery.peer_timeout_seconds = Duration::from_millis(900);
+    c.peer_discovery.refresh_interval_minutes = Duration::from_secs(2);
+    c.peer_discovery.peer_timeout_seconds = Duration::from_millis(1900);
     c.transaction_distribution.anti_entropy_interval_seconds = Duration::from_secs(3600);
 }
 

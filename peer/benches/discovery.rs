@@ -9,14 +9,10 @@
 //! 2. Memory: one `sorcha-peer run` process holding M peers (default 1,000)
 //!    that answer its pings (fake responders in this process); its RSS after
 //!    two full refresh rounds over all of them, and its idle RSS for scale.
-// The same allocator as the `sorcha-peer` binary (see its main.rs).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use std::sync::Arc;
 
 #[path = "../tests/common/fake.rs"]
 mod fake;
+mod support;
 use fake::{FakePeer, fake_info};
 use std::time::{Duration, Instant};
 
@@ -197,14 +193,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let a = args();
-    if let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard.max(soft), hard);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let rt = Arc::new(rt);
+    let rt = support::runtime();
     let mut times = Vec::new();
     for run in 0..a.runs {
         let t = rt.block_on(converge_once(a.peers));

@@ -20,8 +20,7 @@ use sorcha_peer::node::{self, NodeHandle};
 use sorcha_peer::tx::store::{TxHash, hash_of};
 use tokio::sync::mpsc;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod support;
 
 struct Args {
     peers: usize,
@@ -318,13 +317,7 @@ async fn ingest_rate(a: &Args) -> f64 {
 
 fn main() {
     let a = args();
-    if let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard.max(soft), hard);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let mut cases = Vec::new();
     for (li, (load, interval)) in a.loads.iter().enumerate() {
         for (si, size) in a.sizes.iter().enumerate() {

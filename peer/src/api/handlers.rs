@@ -8,7 +8,7 @@ use sorcha_proto::discovery::{
 use crate::discovery::Membership;
 use crate::discovery::membership::{IgnoreReason, Source};
 use crate::discovery::state::NodeState;
-use crate::discovery::wire::{describe, description_to_info};
+use crate::discovery::wire::describe;
 
 #[derive(Debug)]
 pub enum RequestError {
@@ -85,7 +85,7 @@ pub fn peer_list(m: &Membership, req: PeerListRequest) -> Result<PeerListRespons
     Ok(PeerListResponse {
         peers,
         total_peers: known as i32,
-        responder: Some(self_info(m)),
+        responder: Some(m.self_info()),
     })
 }
 
@@ -105,12 +105,6 @@ pub fn ping(m: &Membership, req: PingRequest) -> Result<PingResponse, RequestErr
         known_peers: known as i32,
         active_peers: active as i32,
     })
-}
-
-pub fn self_info(m: &Membership) -> sorcha_proto::discovery::PeerInfo {
-    let mut info = description_to_info(&m.me());
-    info.last_seen = crate::clock::now_ms();
-    info
 }
 
 pub fn wire_status(s: NodeState) -> PeerStatus {

@@ -57,15 +57,11 @@ impl Engine {
         }
     }
 
-    fn me_info(&self) -> sorcha_proto::discovery::PeerInfo {
-        crate::api::handlers::self_info(&self.m)
-    }
-
     fn list_request(&self, max: usize) -> PeerListRequest {
         PeerListRequest {
             requesting_peer_id: self.m.id().to_owned(),
             max_peers: i32::try_from(max).unwrap_or(i32::MAX),
-            requester: Some(self.me_info()),
+            requester: Some(self.m.self_info()),
         }
     }
 
@@ -143,7 +139,7 @@ impl Engine {
                 url,
                 PingRequest {
                     peer_id: self.m.id().to_owned(),
-                    sender: Some(self.me_info()),
+                    sender: Some(self.m.self_info()),
                 },
             )
             .await?;
@@ -155,7 +151,7 @@ impl Engine {
             .register(
                 url,
                 RegisterPeerRequest {
-                    peer_info: Some(self.me_info()),
+                    peer_info: Some(self.m.self_info()),
                 },
             )
             .await?;
@@ -291,7 +287,7 @@ impl Engine {
             .call_each(&ids, "ping", |url| {
                 let req = PingRequest {
                     peer_id: self.m.id().to_owned(),
-                    sender: Some(self.me_info()),
+                    sender: Some(self.m.self_info()),
                 };
                 async move { self.client.ping(&url, req).await }
             })

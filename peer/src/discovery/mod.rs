@@ -128,6 +128,13 @@ impl Membership {
         self.advertised.current()
     }
 
+    /// This node's description for the wire, stamped now.
+    pub fn self_info(&self) -> sorcha_proto::discovery::PeerInfo {
+        let mut info = wire::description_to_info(&self.me());
+        info.last_seen = now_ms();
+        info
+    }
+
     /// Advertises `address` from now on (and keeps it out of the peer list,
     /// like the old one); false if it already was.
     pub fn set_advertised_address(&self, address: &str) -> bool {

@@ -10,6 +10,7 @@ use sorcha_proto::transaction::CompactNotification;
 use tokio::sync::mpsc;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
+use super::gossip::{choose, fanout};
 use super::hot::HotCache;
 use super::net::{TxClients, max_message_bytes};
 use super::queue::OfflineQueue;
@@ -17,6 +18,7 @@ use super::store::{TxHash, TxStore, hash_of, to_hex};
 use crate::clock::now_ms;
 use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
 use crate::discovery::Membership;
+use crate::discovery::membership::PeerRecord;
 use crate::discovery::state::NodeState;
 use crate::{Error, Result};
 
@@ -28,6 +30,15 @@ const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 pub struct PeerRef {
     pub id: String,
     pub url: String,
+}
+
+impl From<PeerRecord> for PeerRef {
+    fn from(p: PeerRecord) -> Self {
+        PeerRef {
+            url: crate::client::peer_url(&p.address, p.port),
+            id: p.peer_id,
+        }
+    }
 }
 
 /// What a submission became.
@@ -260,17 +271,27 @@ impl Distributor {
             .records()
             .into_iter()
             .filter(|p| p.responsive)
-            .map(|p| PeerRef {
-                url: crate::client::peer_url(&p.address, p.port),
-                id: p.peer_id,
-            })
+            .map(PeerRef::from)
             .collect()
     }
 
     pub(super) fn peer_by_id(&self, id: &str) -> Option<PeerRef> {
-        self.m.get(id).map(|p| PeerRef {
-            url: crate::client::peer_url(&p.address, p.port),
-            id: p.peer_id,
-        })
+        self.m.get(id).map(PeerRef::from)
+    }
+
+    /// A random fanout of live peers, never `exclude` (where a transaction
+    /// came from).
+    pub(super) fn fanout_targets(&self, exclude: Option<&str>) -> Vec<PeerRef> {
+        let peers = self.live_peers();
+        let n = fanout(self.cfg.fanout_factor, peers.len());
+        choose(
+            &peers,
+            |p| Some(p.id.as_str()) == exclude,
+            n,
+            &mut rand::rng(),
+        )
+        .into_iter()
+        .cloned()
+        .collect()
     }
 }

@@ -12,17 +12,14 @@ pub fn fanout(configured: Option<usize>, peers: usize) -> usize {
     n.min(peers)
 }
 
-/// Up to `n` distinct peers chosen at random, never `exclude`.
-pub fn choose<'a, R: Rng>(
-    peers: &'a [String],
-    exclude: Option<&str>,
+/// Up to `n` distinct peers chosen at random, never an `excluded` one.
+pub fn choose<'a, T, R: Rng>(
+    peers: &'a [T],
+    excluded: impl Fn(&T) -> bool,
     n: usize,
     rng: &mut R,
-) -> Vec<&'a String> {
-    let mut eligible: Vec<&String> = peers
-        .iter()
-        .filter(|p| Some(p.as_str()) != exclude)
-        .collect();
+) -> Vec<&'a T> {
+    let mut eligible: Vec<&T> = peers.iter().filter(|p| !excluded(p)).collect();
     eligible.shuffle(rng);
     eligible.truncate(n);
     eligible
@@ -92,7 +89,7 @@ mod tests {
         let peers: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..50 {
-            let c = choose(&peers, Some("p3"), 9, &mut rng);
+            let c = choose(&peers, |p| p == "p3", 9, &mut rng);
             assert_eq!(c.len(), 9);
             assert!(!c.iter().any(|p| *p == "p3"));
             let set: std::collections::HashSet<_> = c.iter().collect();

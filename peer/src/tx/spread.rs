@@ -9,7 +9,7 @@ use sorcha_proto::transaction::{
 use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef};
-use super::gossip::{choose, fanout, split_push};
+use super::gossip::split_push;
 use super::net::{status_err, worth_compressing};
 use super::store::{TxHash, hash_of, to_hex};
 use crate::events::EventKind;
@@ -28,13 +28,7 @@ impl Distributor {
         round: u32,
         exclude: Option<&str>,
     ) {
-        let peers = self.live_peers();
-        let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
-        let n = fanout(self.cfg.fanout_factor, ids.len());
-        let targets: Vec<PeerRef> = choose(&ids, exclude, n, &mut rand::rng())
-            .into_iter()
-            .filter_map(|id| peers.iter().find(|p| &p.id == id).cloned())
-            .collect();
+        let targets = self.fanout_targets(exclude);
         if targets.is_empty() {
             return;
         }

@@ -7,8 +7,8 @@ use rand::seq::IndexedRandom;
 use sorcha_proto::transaction::{CompactNotification, SyncRequest, SyncResponse};
 use tokio_util::sync::CancellationToken;
 
-use super::distributor::{Distributor, PeerRef};
-use super::gossip::{bucket_digests, bucket_of, choose, differing, fanout};
+use super::distributor::Distributor;
+use super::gossip::{bucket_digests, bucket_of, differing};
 use super::net::status_err;
 use super::queue::Retry;
 use super::store::{TxHash, parse_hex, to_hex};
@@ -247,17 +247,7 @@ impl Distributor {
                 round: 1,
             });
         }
-        let peers = self.live_peers();
-        let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
-        let targets: Vec<PeerRef> = choose(
-            &ids,
-            None,
-            fanout(self.cfg.fanout_factor, ids.len()).max(1),
-            &mut rand::rng(),
-        )
-        .into_iter()
-        .filter_map(|id| peers.iter().find(|p| &p.id == id).cloned())
-        .collect();
+        let targets = self.fanout_targets(None);
         let mut last_err = Error::PeerUnreachable {
             peer: "any".into(),
             message: "no live peer to flush to".into(),

@@ -2,7 +2,8 @@
 //!
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
-//!       --fanout N --eager-threshold BYTES --skip-flush --skip-ingest]
+//!       --fanout N --eager-threshold BYTES --skip-gossip --skip-flush
+//!       --skip-ingest]
 //!
 //! Same shape as the libp2p-gossipsub anchor in the issue: N peers in one
 //! process on 127.0.0.1 (real gRPC), transactions from random publishers,
@@ -29,6 +30,7 @@ struct Args {
     loads: Vec<(&'static str, Duration)>,
     fanout: Option<usize>,
     eager_threshold: Option<u64>,
+    gossip: bool,
     flush: bool,
     ingest: bool,
 }
@@ -60,6 +62,7 @@ fn args() -> Args {
             .collect(),
         fanout: get("--fanout").map(|s| s.parse().unwrap()),
         eager_threshold: get("--eager-threshold").map(|s| s.parse().unwrap()),
+        gossip: !v.iter().any(|x| x == "--skip-gossip"),
         flush: !v.iter().any(|x| x == "--skip-flush"),
         ingest: !v.iter().any(|x| x == "--skip-ingest"),
     }
@@ -315,14 +318,12 @@ async fn ingest_rate(a: &Args) -> f64 {
     rate
 }
 
-fn main() {
-    let a = args();
-    let rt = support::runtime();
+fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
     let mut cases = Vec::new();
     for (li, (load, interval)) in a.loads.iter().enumerate() {
         for (si, size) in a.sizes.iter().enumerate() {
             let c = rt.block_on(run_case(
-                &a,
+                a,
                 load,
                 *interval,
                 *size,
@@ -372,6 +373,14 @@ fn main() {
             c.dups_per_tx,
             c.bytes_per_announcement,
         );
+    }
+}
+
+fn main() {
+    let a = args();
+    let rt = support::runtime();
+    if a.gossip {
+        gossip_table(&a, &rt);
     }
     if a.flush {
         let (flush, offline_ingest) = rt.block_on(flush_rate(&a));

@@ -61,6 +61,17 @@ pub struct Faults {
     /// Share (0..1) of transaction-distribution messages lost, both the
     /// calls this node makes and the calls it receives.
     pub drop_tx_messages: f64,
+    /// Serve every StreamTransaction corrupted (one byte flipped), after
+    /// holding it back for a while: a bad peer for the re-fetch test.
+    pub corrupt_streams: Option<StreamCorruption>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StreamCorruption {
+    /// How long each corrupted stream is held before its first chunk.
+    pub delay: std::time::Duration,
+    /// Streams served so far.
+    pub served: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
@@ -158,12 +169,20 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
     };
     let address_task = recheck.start(first_address, shutdown.clone());
     let distribution = tokio::spawn(distributor.clone().run(shutdown.clone()));
+    let mut tasks = vec![engine, server, flusher, address_task, distribution];
+    // In a pod only: reports to this peer's SorchaPeer status.
+    tasks.extend(crate::k8s::start_in_pod(
+        &cfg.security,
+        membership.clone(),
+        distributor.clone(),
+        shutdown.clone(),
+    ));
     Ok(NodeHandle {
         local_addr,
         membership,
         distributor,
         shutdown,
-        tasks: vec![engine, server, flusher, address_task, distribution],
+        tasks,
     })
 }
 

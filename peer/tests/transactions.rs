@@ -20,7 +20,7 @@ fn counts(nodes: &[NodeHandle]) -> String {
         .collect();
     format!("(stored per node: {})", c.join(" "))
 }
-use sorcha_peer::node::{self, Faults};
+use sorcha_peer::node::{self, Faults, StreamCorruption};
 use sorcha_peer::tx::store::{hash_of, to_hex};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -35,6 +35,23 @@ fn steady(cfg: &mut sorcha_peer::config::PeerServiceConfig) {
 fn fast_gossip(cfg: &mut sorcha_peer::config::PeerServiceConfig) {
     steady(cfg);
     cfg.transaction_distribution.anti_entropy_interval_seconds = Duration::from_millis(300);
+}
+
+/// Starts a node with `faults` that joins `nodes`; returns once every node
+/// knows every other.
+async fn join_with_faults(
+    nodes: &[NodeHandle],
+    cfg: sorcha_peer::config::PeerServiceConfig,
+    faults: Faults,
+) -> NodeHandle {
+    let joined = node::start_with(cfg, faults).await.unwrap();
+    let others = nodes.len();
+    wait_for("the faulty peer to join", LIMIT, || {
+        joined.membership.counts().1 == others
+            && nodes.iter().all(|n| n.membership.counts().1 == others)
+    })
+    .await;
+    joined
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,18 +135,11 @@ async fn a_peer_losing_half_its_messages_still_gets_everything() {
     let mut nodes = mk_network(&dirs[..4], fast_gossip).await;
     let mut cfg = mk_config(dirs[4].path(), &[nodes[0].url()]);
     fast_gossip(&mut cfg);
-    let lossy = node::start_with(
-        cfg,
-        Faults {
-            drop_tx_messages: 0.5,
-        },
-    )
-    .await
-    .unwrap();
-    wait_for("the lossy peer to join", LIMIT, || {
-        lossy.membership.counts().1 == 4 && nodes.iter().all(|n| n.membership.counts().1 == 4)
-    })
-    .await;
+    let faults = Faults {
+        drop_tx_messages: 0.5,
+        ..Faults::default()
+    };
+    let lossy = join_with_faults(&nodes, cfg, faults).await;
     for i in 0..100u64 {
         nodes[i as usize % 4]
             .distributor
@@ -142,6 +152,54 @@ async fn a_peer_losing_half_its_messages_still_gets_everything() {
     })
     .await;
     nodes.push(lossy);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// A streamed transaction whose chunks do not hash to what was announced
+/// is rejected and fetched again from another peer that announced it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_chunk_stream_is_rejected_and_refetched_from_another_peer() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let small_streams = |cfg: &mut sorcha_peer::config::PeerServiceConfig| {
+        steady(cfg);
+        cfg.transaction_distribution.streaming_threshold = 64 * 1024;
+    };
+    let nodes = mk_network(&dirs[..2], small_streams).await;
+    let (honest, receiver) = (&nodes[0], &nodes[1]);
+    let fault = StreamCorruption {
+        delay: Duration::from_millis(1500),
+        ..StreamCorruption::default()
+    };
+    let mut cfg = mk_config(dirs[2].path(), &[honest.url()]);
+    small_streams(&mut cfg);
+    let faults = Faults {
+        corrupt_streams: Some(fault.clone()),
+        ..Faults::default()
+    };
+    let bad = join_with_faults(&nodes, cfg, faults).await;
+    let data = payload(7000, 300_000);
+    let hash = hash_of(&data);
+    // The bad peer announces first, so both others start streaming from it.
+    bad.distributor.submit(data.clone()).await.unwrap();
+    wait_for("both peers to stream from the bad peer", LIMIT, || {
+        fault.served.load(std::sync::atomic::Ordering::SeqCst) >= 2
+    })
+    .await;
+    // While those streams are held back, an honest peer announces it too.
+    honest.distributor.submit(data.clone()).await.unwrap();
+    wait_for("the receiver to hold the transaction", LIMIT, || {
+        receiver.distributor.store.contains(&hash).unwrap()
+    })
+    .await;
+    assert_eq!(receiver.distributor.store.get(&hash).unwrap(), Some(data));
+    let rejected = receiver.membership.events.recent(100).into_iter().any(|e| {
+        e.peer_id.as_deref() == Some(bad.membership.id())
+            && e.message.contains("does not match its hash")
+    });
+    assert!(rejected, "the corrupt stream was detected and reported");
+    bad.shutdown().await;
     for n in nodes {
         n.shutdown().await;
     }
@@ -258,6 +316,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
                 hash: vec![1, 2],
                 size: 5,
                 round: 1,
+                compressible: false,
             }],
         })
         .await
@@ -268,6 +327,15 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         "{}",
         err.message()
     );
+    let err = c
+        .fetch_transactions(sorcha_proto::transaction::FetchRequest {
+            requesting_peer_id: "x".into(),
+            hashes: vec![vec![0; 32], vec![9; 31]],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("hashes[1]"), "{}", err.message());
     assert_eq!(
         node.distributor.store.count().unwrap(),
         0,
@@ -298,5 +366,35 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .unwrap()
         .into_inner();
     assert!(r.found && r.transaction_data == b"hello");
+    // Several at once: in request order, the unknown one marked not found.
+    let mut answers = c
+        .fetch_transactions(sorcha_proto::transaction::FetchRequest {
+            requesting_peer_id: String::new(),
+            hashes: vec![vec![7; 32], hash_of(b"hello").to_vec()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let unknown = answers.message().await.unwrap().unwrap();
+    assert!(!unknown.found && unknown.transaction_hash == "07".repeat(32));
+    let known = answers.message().await.unwrap().unwrap();
+    assert!(known.found && known.transaction_data == b"hello");
+    assert!(answers.message().await.unwrap().is_none());
     node.shutdown().await;
+
+    // With the default MaxTransactionSize a request of 4,097 hashes fits
+    // in a message; the count limit refuses it.
+    let roomy_dir = tempfile::tempdir().unwrap();
+    let roomy = start(mk_config(roomy_dir.path(), &[])).await;
+    let mut c = sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient::connect(roomy.url()).await.unwrap();
+    let err = c
+        .fetch_transactions(sorcha_proto::transaction::FetchRequest {
+            requesting_peer_id: "x".into(),
+            hashes: vec![vec![0; 32]; 4097],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("at most 4096"), "{}", err.message());
+    roomy.shutdown().await;
 }

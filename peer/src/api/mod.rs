@@ -36,6 +36,7 @@ pub fn router(
     let mut tx = TransactionDistributionServer::new(tx_grpc::TxService {
         distributor: d.clone(),
         drop_ratio: faults.drop_tx_messages,
+        corrupt_streams: faults.corrupt_streams.clone(),
         shutdown,
     })
     .max_decoding_message_size(max_message)

@@ -2,10 +2,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use sorcha_proto::transaction::transaction_distribution_server::TransactionDistribution;
 use sorcha_proto::transaction::{
-    CompactNotification, NotificationAck, NotificationBatch, NotificationBatchAck,
+    CompactNotification, FetchRequest, NotificationAck, NotificationBatch, NotificationBatchAck,
     SubmitTransactionRequest, SubmitTransactionResponse, SyncRequest, SyncResponse,
     TransactionChunk, TransactionNotification, TransactionPush, TransactionRequest,
     TransactionResponse,
@@ -20,10 +20,14 @@ use crate::tx::store::{TxHash, parse_hex};
 /// Chunk size of StreamTransaction.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
+/// Most hashes in one FetchTransactions request.
+pub const MAX_FETCH_HASHES: usize = 4096;
+
 pub struct TxService {
     pub distributor: Arc<Distributor>,
     /// Fault injection: share of peer messages refused as if lost.
     pub drop_ratio: f64,
+    pub corrupt_streams: Option<crate::node::StreamCorruption>,
     /// Ends open announcement streams, which would otherwise hold the
     /// listener's graceful shutdown until their peers close them.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -51,6 +55,23 @@ pub fn tx_status(e: Error) -> Status {
     }
 }
 
+fn fetch_item(d: &Distributor, hash: &TxHash) -> Result<TransactionResponse, Status> {
+    let data = d.get(hash).map_err(tx_status)?;
+    Ok(TransactionResponse {
+        transaction_hash: crate::tx::store::to_hex(hash),
+        found: data.is_some(),
+        transaction_data: data.unwrap_or_default(),
+    })
+}
+
+/// A response of hashes, flags and counters: random bytes that gzip cannot
+/// shrink, so it goes uncompressed whatever was negotiated.
+fn small<T>(msg: T) -> Response<T> {
+    let mut resp = Response::new(msg);
+    resp.disable_compression();
+    resp
+}
+
 fn hash_arg(field: &str, s: &str) -> Result<TxHash, Status> {
     parse_hex(s).ok_or_else(|| {
         Status::invalid_argument(format!(
@@ -72,6 +93,7 @@ impl TransactionDistribution for TxService {
             hash: hash.to_vec(),
             size: n.transaction_size,
             round: n.round.max(1),
+            compressible: false,
         };
         let wanted = self
             .distributor
@@ -79,7 +101,7 @@ impl TransactionDistribution for TxService {
             .map_err(tx_status)?;
         let will_request = !wanted.is_empty();
         let already_known = !will_request && self.distributor.holds(&hash).map_err(tx_status)?;
-        Ok(Response::new(NotificationAck {
+        Ok(small(NotificationAck {
             already_known,
             will_request,
         }))
@@ -115,13 +137,22 @@ impl TransactionDistribution for TxService {
         self.arrived()?;
         let r = req.into_inner();
         let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
-        let data = self
+        let mut data = self
             .distributor
             .get(&hash)
             .map_err(tx_status)?
             .ok_or_else(|| {
                 Status::not_found(format!("transaction {} not held here", r.transaction_hash))
             })?;
+        if let Some(fault) = &self.corrupt_streams {
+            fault
+                .served
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(fault.delay).await;
+            let last = data.len() - 1;
+            data[last] ^= 0xff;
+        }
+        let gzip = worth_compressing(&data);
         let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
         let chunks: Vec<Result<TransactionChunk, Status>> = data
             .chunks(CHUNK_BYTES)
@@ -135,7 +166,12 @@ impl TransactionDistribution for TxService {
                 })
             })
             .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+        let mut resp =
+            Response::new(Box::pin(futures::stream::iter(chunks)) as Self::StreamTransactionStream);
+        if !gzip {
+            resp.disable_compression();
+        }
+        Ok(resp)
     }
 
     async fn submit_transaction(
@@ -147,7 +183,7 @@ impl TransactionDistribution for TxService {
             .submit(req.into_inner().transaction_data)
             .await
             .map_err(tx_status)?;
-        Ok(Response::new(SubmitTransactionResponse {
+        Ok(small(SubmitTransactionResponse {
             transaction_hash: s.hash,
             queued: s.queued,
             already_known: s.already_known,
@@ -164,7 +200,7 @@ impl TransactionDistribution for TxService {
             .distributor
             .on_notifications(&b.sender_peer_id, b.notifications)
             .map_err(tx_status)?;
-        Ok(Response::new(NotificationBatchAck { wanted }))
+        Ok(small(NotificationBatchAck { wanted }))
     }
 
     async fn announce_stream(
@@ -198,7 +234,7 @@ impl TransactionDistribution for TxService {
                 .map_err(tx_status)?;
         }
         // Wanted hashes were pulled as they arrived; nothing to report.
-        Ok(Response::new(NotificationBatchAck::default()))
+        Ok(small(NotificationBatchAck::default()))
     }
 
     async fn push_transaction(
@@ -212,7 +248,7 @@ impl TransactionDistribution for TxService {
             .on_push(&p.sender_peer_id, p.transaction_data, p.round)
             .await
             .map_err(tx_status)?;
-        Ok(Response::new(NotificationAck {
+        Ok(small(NotificationAck {
             already_known: !new,
             will_request: false,
         }))
@@ -225,7 +261,54 @@ impl TransactionDistribution for TxService {
         self.arrived()?;
         self.distributor
             .on_sync(&req.into_inner())
-            .map(Response::new)
+            .map(small)
             .map_err(tx_status)
+    }
+
+    type FetchTransactionsStream =
+        Pin<Box<dyn Stream<Item = Result<TransactionResponse, Status>> + Send>>;
+    async fn fetch_transactions(
+        &self,
+        req: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchTransactionsStream>, Status> {
+        self.arrived()?;
+        let r = req.into_inner();
+        if r.hashes.len() > MAX_FETCH_HASHES {
+            return Err(Status::invalid_argument(format!(
+                "hashes: at most {MAX_FETCH_HASHES} per request, got {}",
+                r.hashes.len()
+            )));
+        }
+        let hashes = r
+            .hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                TxHash::try_from(h.as_slice()).map_err(|_| {
+                    Status::invalid_argument(format!(
+                        "hashes[{i}]: expected 32 bytes (raw SHA-256), got {}",
+                        h.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Read lazily, one per item: a request may name many megabytes. The
+        // first decides whether gzip is worth it for the whole stream.
+        let d = self.distributor.clone();
+        let first = match hashes.first() {
+            Some(h) => Some(fetch_item(&d, h)?),
+            None => None,
+        };
+        let gzip = first
+            .as_ref()
+            .is_some_and(|f| worth_compressing(&f.transaction_data));
+        let rest =
+            futures::stream::iter(hashes.into_iter().skip(1)).map(move |h| fetch_item(&d, &h));
+        let stream = futures::stream::iter(first.map(Ok)).chain(rest);
+        let mut resp = Response::new(Box::pin(stream) as Self::FetchTransactionsStream);
+        if !gzip {
+            resp.disable_compression();
+        }
+        Ok(resp)
     }
 }

@@ -115,6 +115,7 @@ async fn notify(
         hash: hash.to_vec(),
         size: n.transaction_size,
         round: n.round.max(1),
+        compressible: false,
     };
     let wanted = d.on_notifications(&n.sender_peer_id, vec![note])?;
     let will_request = !wanted.is_empty();

@@ -41,9 +41,37 @@ impl PeerServiceConfig {
             "communication manager",
         );
         // RequireMutualTLS=true is refused at start instead (node::start).
-        let mut s = self.security.clone();
-        s.require_mutual_tls = false;
-        check(s != d.security, "Security", "mutual TLS");
+        // The `security` module implements what the remaining keys configure,
+        // but the listener, clients and admin API do not use it yet.
+        let (s, ds) = (&self.security, &d.security);
+        check(
+            s.certificate_path != ds.certificate_path
+                || s.certificate_password != ds.certificate_password
+                || s.trusted_cas != ds.trusted_cas
+                || s.private_key_path != ds.private_key_path
+                || s.revocation_list_path != ds.revocation_list_path
+                || s.reload_interval_seconds != ds.reload_interval_seconds,
+            "Security",
+            "mutual TLS",
+        );
+        check(
+            s.max_requests_per_minute != ds.max_requests_per_minute
+                || s.max_bytes_per_minute != ds.max_bytes_per_minute
+                || s.max_transactions_per_minute != ds.max_transactions_per_minute
+                || s.max_connections_per_minute != ds.max_connections_per_minute,
+            "Security.Max*PerMinute",
+            "rate limiting",
+        );
+        check(
+            s.ban_duration_minutes != ds.ban_duration_minutes,
+            "Security.BanDurationMinutes",
+            "peer reputation and banning",
+        );
+        check(
+            s.admin_token_file != ds.admin_token_file,
+            "Security.AdminTokenFile",
+            "admin authentication",
+        );
         out
     }
 }
@@ -66,5 +94,37 @@ mod tests {
         cfg.security.trusted_cas = Some("ca.pem".into());
         let paths: Vec<_> = cfg.inert_options().into_iter().map(|(p, _)| p).collect();
         assert_eq!(paths, vec!["Communication.MaxRetries", "Security"]);
+    }
+
+    #[test]
+    fn every_new_security_key_is_reported() {
+        type Mutate = fn(&mut crate::config::SecurityConfig);
+        let cases: &[(&str, Mutate)] = &[
+            ("Security", |s| s.private_key_path = Some("k".into())),
+            ("Security", |s| s.revocation_list_path = Some("r".into())),
+            ("Security", |s| {
+                s.reload_interval_seconds = std::time::Duration::from_secs(1)
+            }),
+            ("Security.Max*PerMinute", |s| s.max_requests_per_minute = 1),
+            ("Security.Max*PerMinute", |s| s.max_bytes_per_minute = 1),
+            ("Security.Max*PerMinute", |s| {
+                s.max_transactions_per_minute = 1
+            }),
+            ("Security.Max*PerMinute", |s| {
+                s.max_connections_per_minute = 1
+            }),
+            ("Security.BanDurationMinutes", |s| {
+                s.ban_duration_minutes = std::time::Duration::from_secs(60)
+            }),
+            ("Security.AdminTokenFile", |s| {
+                s.admin_token_file = Some("t".into())
+            }),
+        ];
+        for (path, mutate) in cases {
+            let mut cfg = PeerServiceConfig::default();
+            mutate(&mut cfg.security);
+            let paths: Vec<_> = cfg.inert_options().into_iter().map(|(p, _)| p).collect();
+            assert_eq!(paths, vec![*path]);
+        }
     }
 }

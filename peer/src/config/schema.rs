@@ -162,6 +162,31 @@ pub struct SecurityConfig {
     pub certificate_password: Option<String>,
     #[serde(rename = "TrustedCAs")]
     pub trusted_cas: Option<PathBuf>,
+    /// Addition: PEM private key for a PEM `CertificatePath`. Null: the
+    /// `.key` file beside the certificate if there is one (`tls.crt` →
+    /// `tls.key`, a Kubernetes TLS Secret), else the key inside
+    /// `CertificatePath` (PKCS#12, or a PEM file holding both).
+    pub private_key_path: Option<PathBuf>,
+    /// Addition: banned peers, one `peer <id>` or `serial <hex>` per line
+    /// (see `security::revocation`). Null: none.
+    pub revocation_list_path: Option<PathBuf>,
+    /// Addition: how often certificate, key, TrustedCAs and revocation list
+    /// are re-read; a changed file applies to new handshakes.
+    #[serde(with = "seconds")]
+    pub reload_interval_seconds: Duration,
+    /// Design "Per-Peer Limits".
+    pub max_requests_per_minute: u64,
+    pub max_bytes_per_minute: u64,
+    pub max_transactions_per_minute: u64,
+    /// Addition (design "Connection rate limiting"): new connections per
+    /// minute from one source IP (one IPv6 /64).
+    pub max_connections_per_minute: u64,
+    /// Addition (design "Automatic peer banning (temporary)"): length of a
+    /// first automatic ban; each further one doubles it, up to a day.
+    #[serde(with = "minutes")]
+    pub ban_duration_minutes: Duration,
+    /// Addition: file holding the bearer token admin calls must present.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Default for PeerServiceConfig {
@@ -267,6 +292,15 @@ impl Default for SecurityConfig {
             certificate_path: None,
             certificate_password: None,
             trusted_cas: None,
+            private_key_path: None,
+            revocation_list_path: None,
+            reload_interval_seconds: Duration::from_secs(10),
+            max_requests_per_minute: 1000,
+            max_bytes_per_minute: 100 * 1024 * 1024,
+            max_transactions_per_minute: 100,
+            max_connections_per_minute: 120,
+            ban_duration_minutes: Duration::from_secs(15 * 60),
+            admin_token_file: None,
         }
     }
 }

@@ -24,6 +24,12 @@ pub const MIN_BLOOM_FILTER_BITS: u64 = 8;
 pub const MAX_BLOOM_FILTER_BITS: u64 = 1 << 34;
 /// Upper bound of `BloomFilterHashes`.
 pub const MAX_BLOOM_FILTER_HASHES: u32 = 32;
+/// Lower bound of `Security.ReloadIntervalSeconds` (each poll reads and
+/// hashes the certificate files).
+pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(100);
+/// Upper bound of `Security.BanDurationMinutes`: automatic bans double per
+/// repeat offence up to a day, so a longer first ban could not be honoured.
+pub const MAX_BAN_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Default)]
 struct Problems(Vec<FieldError>);
@@ -312,6 +318,50 @@ impl PeerServiceConfig {
                 );
             }
         }
+        for (key, path) in [
+            ("PrivateKeyPath", &s.private_key_path),
+            ("RevocationListPath", &s.revocation_list_path),
+            ("AdminTokenFile", &s.admin_token_file),
+        ] {
+            if let Some(path) = path {
+                p.require(
+                    !path.as_os_str().is_empty(),
+                    &format!("Security.{key}"),
+                    "\"\"",
+                    "null or a file path",
+                );
+            }
+        }
+        p.require(
+            s.reload_interval_seconds >= MIN_RELOAD_INTERVAL,
+            "Security.ReloadIntervalSeconds",
+            human(s.reload_interval_seconds),
+            "at least 100ms",
+        );
+        p.at_least_one("Security.MaxRequestsPerMinute", s.max_requests_per_minute);
+        // A transaction larger than a minute's byte allowance could never be
+        // accepted from anyone.
+        if s.max_bytes_per_minute == 0 || (max_size_ok && s.max_bytes_per_minute < max_size) {
+            p.add(
+                "Security.MaxBytesPerMinute",
+                s.max_bytes_per_minute,
+                format!("at least MaxTransactionSize ({max_size} bytes)"),
+            );
+        }
+        p.at_least_one(
+            "Security.MaxTransactionsPerMinute",
+            s.max_transactions_per_minute,
+        );
+        p.at_least_one(
+            "Security.MaxConnectionsPerMinute",
+            s.max_connections_per_minute,
+        );
+        p.require(
+            !s.ban_duration_minutes.is_zero() && s.ban_duration_minutes <= MAX_BAN_DURATION,
+            "Security.BanDurationMinutes",
+            human(s.ban_duration_minutes),
+            "greater than zero and at most 24h",
+        );
         p.0
     }
 }

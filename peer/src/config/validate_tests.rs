@@ -158,6 +158,39 @@ const CASES: &[(&str, Mutate)] = &[
         c.security.require_mutual_tls = true;
         c.security.certificate_path = Some(PathBuf::from("./certs/peer.pfx"));
     }),
+    ("PeerService.Security.PrivateKeyPath", |c| {
+        c.security.private_key_path = Some(PathBuf::new())
+    }),
+    ("PeerService.Security.RevocationListPath", |c| {
+        c.security.revocation_list_path = Some(PathBuf::new())
+    }),
+    ("PeerService.Security.AdminTokenFile", |c| {
+        c.security.admin_token_file = Some(PathBuf::new())
+    }),
+    ("PeerService.Security.ReloadIntervalSeconds", |c| {
+        c.security.reload_interval_seconds = ms(99)
+    }),
+    ("PeerService.Security.MaxRequestsPerMinute", |c| {
+        c.security.max_requests_per_minute = 0
+    }),
+    ("PeerService.Security.MaxBytesPerMinute", |c| {
+        c.security.max_bytes_per_minute = 0
+    }),
+    ("PeerService.Security.MaxBytesPerMinute", |c| {
+        c.security.max_bytes_per_minute = c.transaction_distribution.max_transaction_size - 1
+    }),
+    ("PeerService.Security.MaxTransactionsPerMinute", |c| {
+        c.security.max_transactions_per_minute = 0
+    }),
+    ("PeerService.Security.MaxConnectionsPerMinute", |c| {
+        c.security.max_connections_per_minute = 0
+    }),
+    ("PeerService.Security.BanDurationMinutes", |c| {
+        c.security.ban_duration_minutes = Duration::ZERO
+    }),
+    ("PeerService.Security.BanDurationMinutes", |c| {
+        c.security.ban_duration_minutes = MAX_BAN_DURATION + ms(1)
+    }),
 ];
 
 #[test]
@@ -222,7 +255,35 @@ fn boundary_values_pass() {
     c.security.require_mutual_tls = true;
     c.security.certificate_path = Some("./certs/peer.pfx".into());
     c.security.trusted_cas = Some("./certs/ca.crt".into());
+    c.security.private_key_path = Some("./certs/peer.key".into());
+    c.security.revocation_list_path = Some("./certs/revoked.txt".into());
+    c.security.admin_token_file = Some("./admin.token".into());
+    c.security.reload_interval_seconds = MIN_RELOAD_INTERVAL;
+    c.security.max_bytes_per_minute = MAX_TRANSACTION_SIZE_LIMIT;
+    c.security.max_requests_per_minute = 1;
+    c.security.max_transactions_per_minute = 1;
+    c.security.max_connections_per_minute = 1;
+    c.security.ban_duration_minutes = MAX_BAN_DURATION;
     assert_eq!(c.problems(), vec![]);
+}
+
+#[test]
+fn byte_allowance_is_not_compared_with_an_invalid_transaction_size() {
+    let mut c = PeerServiceConfig::default();
+    c.transaction_distribution.max_transaction_size = 0;
+    c.security.max_bytes_per_minute = 1;
+    let fields: Vec<_> = c.problems().into_iter().map(|e| e.field).collect();
+    assert_eq!(
+        fields,
+        ["PeerService.TransactionDistribution.MaxTransactionSize"]
+    );
+    c.transaction_distribution.max_transaction_size = 2_000_000;
+    c.security.max_bytes_per_minute = 1_999_999;
+    let e = &c.problems()[0];
+    assert!(
+        e.expected.contains("MaxTransactionSize (2000000 bytes)"),
+        "{e}"
+    );
 }
 
 #[test]

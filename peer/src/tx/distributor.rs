@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
 use super::gossip::{choose, fanout};
 use super::hot::HotCache;
-use super::net::{TxClients, max_message_bytes};
+use super::net::{TxClients, max_message_bytes, worth_compressing};
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
 use crate::clock::now_ms;
@@ -140,7 +140,7 @@ impl Distributor {
         self.check_size(data.len() as u64)?;
         let hash = hash_of(&data);
         let hex = to_hex(&hash);
-        if self.store.contains(&hash)? {
+        if self.holds(&hash)? {
             return Ok(Submitted {
                 hash: hex,
                 queued: false,
@@ -149,7 +149,9 @@ impl Distributor {
         }
         if self.m.state() == NodeState::Offline {
             // Queue first: a full queue refuses before anything is stored.
-            self.queue.enqueue(&hex, &data, now_ms())?;
+            self.queue
+                .enqueue_batched(hex.clone(), data.clone(), now_ms())
+                .await?;
             self.m.metrics.tx_queue_size.set(self.queue.len() as i64);
             self.store.insert(hash, data, now_ms()).await?;
             self.remember(&hash);
@@ -172,10 +174,15 @@ impl Distributor {
     }
 
     pub(super) fn remember(&self, hash: &TxHash) {
-        self.dedupe
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, now_ms());
+        self.remember_all(std::slice::from_ref(hash));
+    }
+
+    pub(super) fn remember_all(&self, hashes: &[TxHash]) {
+        let now = now_ms();
+        let mut dedupe = self.dedupe.lock().unwrap_or_else(|e| e.into_inner());
+        for h in hashes {
+            dedupe.insert(h, now);
+        }
     }
 
     /// True when this node holds `hash`: the bloom filter answers fast for
@@ -218,14 +225,16 @@ impl Distributor {
             .unwrap_or_else(|e| e.into_inner())
             .insert(hash, data.clone());
         let metrics = &self.m.metrics;
-        if !fresh || self.store.contains(&hash)? {
+        if !fresh || self.holds(&hash)? {
             metrics.tx_duplicates.inc();
             return Ok(false);
         }
         // Relays forward before their own commit; the origin's answer to
         // its client still waits for the commit below.
         if round < self.cfg.gossip_rounds {
-            self.spread(hash, size, round + 1, from);
+            // Sampled once here, so pullers know whether gzip pays off.
+            let compressible = self.cfg.enable_compression && worth_compressing(&data);
+            self.spread(hash, size, round + 1, from, compressible);
         }
         self.store.insert(hash, data.to_vec(), now_ms()).await?;
         self.remember(&hash);
@@ -237,7 +246,7 @@ impl Distributor {
         // A received transaction is already out in the network; only this
         // node's own submissions wait for a first successful send.
         if from.is_some() || round >= self.cfg.gossip_rounds {
-            self.store.mark_distributed(&hash)?;
+            self.store.mark_distributed(&[hash])?;
         }
         Ok(true)
     }

@@ -2,8 +2,10 @@
 pub mod dedupe;
 pub mod distributor;
 pub mod gossip;
+mod group_commit;
 pub mod hot;
 pub mod net;
+mod pull;
 pub mod queue;
 mod spread;
 pub mod store;

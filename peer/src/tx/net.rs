@@ -12,6 +12,17 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::{Error, Result};
 
+/// How a call uses gzip (when compression is on at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gzip {
+    /// Small messages both ways.
+    Off,
+    /// Answers may be compressed (the server decides per response).
+    Accept,
+    /// The request is worth compressing too (see `worth_compressing`).
+    SendAndAccept,
+}
+
 /// Below this a gzip frame costs more than it saves.
 pub const COMPRESS_MIN_BYTES: usize = 1024;
 
@@ -69,10 +80,11 @@ impl TxClients {
         }
     }
 
-    /// A client for `url` that gzips its request when `compress` (and
-    /// compression is on; see `worth_compressing`), and accepts gzip answers
-    /// when compression is on (the server decides per response).
-    pub fn client(&self, url: &str, compress: bool) -> Result<Client> {
+    /// A client for `url`; with compression on, gzip is used as `gzip`
+    /// says. (A server compresses a streamed answer whenever the client
+    /// accepts gzip, so only calls that may fetch big, compressible data
+    /// accept it.)
+    pub fn client(&self, url: &str, gzip: Gzip) -> Result<Client> {
         if lost(self.drop_ratio) {
             return Err(Error::PeerUnreachable {
                 peer: url.to_owned(),
@@ -104,8 +116,10 @@ impl TxClients {
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
         if self.compression {
-            c = c.accept_compressed(CompressionEncoding::Gzip);
-            if compress {
+            if gzip != Gzip::Off {
+                c = c.accept_compressed(CompressionEncoding::Gzip);
+            }
+            if gzip == Gzip::SendAndAccept {
                 c = c.send_compressed(CompressionEncoding::Gzip);
             }
         }

@@ -9,13 +9,14 @@
 //! is a short blocking statement or transaction: from async code, call it
 //! from `spawn_blocking` when latency matters.
 //!
-//! The flush path is built for bulk: `peek(1000)`, distribute, then one
-//! `remove` (one transaction) per batch.
+//! The flush path is built for bulk: `peek(n)` (no bytes), distribute, then
+//! one `remove_through` (one statement) per batch.
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::group_commit;
 use crate::config::OfflineModeConfig;
 use crate::{Error, Result};
 
@@ -45,13 +46,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 const IN_MEMORY: &str = ":memory:";
 
-/// One queued transaction, as `peek` returns it.
+/// One queued transaction, as `peek` returns it: without its bytes, so a
+/// batch of large transactions costs no memory (`data` fetches them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedTx {
     pub seq: u64,
-    /// Lowercase hex SHA-256 of `data`.
+    /// Lowercase hex SHA-256 of the transaction.
     pub hash: String,
-    pub data: Vec<u8>,
+    /// Bytes of the transaction.
+    pub size: u64,
     /// Unix ms.
     pub queued_at: i64,
     pub retry_count: u32,
@@ -91,7 +94,9 @@ struct Inner {
 pub struct OfflineQueue {
     /// For error messages: the file, or `:memory:`.
     path: String,
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+    /// `enqueue_batched` work for the group-commit thread.
+    writer: Mutex<mpsc::Sender<Pending>>,
     max_size: usize,
     max_retries: u32,
 }
@@ -134,6 +139,43 @@ fn seq_for(conn: &Connection, hash: &str) -> rusqlite::Result<Option<u64>> {
         .map(|s| s.map(seq_of))
 }
 
+/// Where an enqueue ended up.
+enum Placed {
+    New(u64),
+    /// The hash was queued already, at this `seq`.
+    Existing(u64),
+    Full,
+}
+
+/// One enqueue on `conn` with `len` rows queued: a hash already queued
+/// keeps its place (even when the queue is full).
+fn place(
+    conn: &Connection,
+    len: usize,
+    max: usize,
+    hash: &str,
+    data: &[u8],
+    at: i64,
+) -> rusqlite::Result<Placed> {
+    if len < max
+        && let Some(seq) = insert_new(conn, hash, data, at)?
+    {
+        return Ok(Placed::New(seq));
+    }
+    Ok(match seq_for(conn, hash)? {
+        Some(seq) => Placed::Existing(seq),
+        None => Placed::Full,
+    })
+}
+
+/// An enqueue waiting for the group-commit writer.
+struct Pending {
+    hash: String,
+    data: Vec<u8>,
+    at: i64,
+    done: tokio::sync::oneshot::Sender<Result<u64>>,
+}
+
 impl OfflineQueue {
     /// Opens (creating if needed) the queue at `path`, or an in-memory one
     /// for `None` (`QueuePersistence: false`). A file's rows are all there
@@ -159,9 +201,21 @@ impl OfflineQueue {
         };
         let conn = conn.map_err(store_err)?;
         let len = Self::init(&conn).map_err(store_err)?;
+        let inner = Arc::new(Mutex::new(Inner { conn, len }));
+        let writer = {
+            let (shared, writer_label) = (inner.clone(), label.clone());
+            group_commit::spawn("queue-writer", move |batch| {
+                commit_pending(&shared, max_size, &writer_label, batch)
+            })
+            .map_err(|source| Error::DataDir {
+                path: label.clone(),
+                source,
+            })?
+        };
         Ok(Self {
             path: label,
-            inner: Mutex::new(Inner { conn, len }),
+            inner,
+            writer: Mutex::new(writer),
             max_size,
             max_retries,
         })
@@ -228,16 +282,34 @@ impl OfflineQueue {
     pub fn enqueue(&self, hash: &str, data: &[u8], now: i64) -> Result<u64> {
         check_hash(hash)?;
         let mut g = self.lock();
-        if g.len < self.max_size
-            && let Some(seq) = self.db(insert_new(&g.conn, hash, data, now))?
-        {
-            g.len += 1;
-            return Ok(seq);
+        match self.db(place(&g.conn, g.len, self.max_size, hash, data, now))? {
+            Placed::New(seq) => {
+                g.len += 1;
+                Ok(seq)
+            }
+            Placed::Existing(seq) => Ok(seq),
+            Placed::Full => Err(Error::QueueFull { max: self.max_size }),
         }
-        match self.db(seq_for(&g.conn, hash))? {
-            Some(seq) => Ok(seq),
-            None => Err(Error::QueueFull { max: self.max_size }),
-        }
+    }
+
+    /// `enqueue` for concurrent callers: each call's entry is committed
+    /// together with whatever other calls are waiting (one sync for all),
+    /// and the answer comes once it is on disk.
+    pub async fn enqueue_batched(&self, hash: String, data: Vec<u8>, now: i64) -> Result<u64> {
+        check_hash(&hash)?;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let closed = || Error::StoreClosed(self.path.clone());
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Pending {
+                hash,
+                data,
+                at: now,
+                done,
+            })
+            .map_err(|_| closed())?;
+        answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// Appends many in one transaction, returning each item's `seq` (the
@@ -283,7 +355,7 @@ impl OfflineQueue {
         let g = self.lock();
         let rows = (|| {
             let mut st = g.conn.prepare_cached(
-                "SELECT seq, hash, data, queued_at, retry_count FROM queue
+                "SELECT seq, hash, length(data), queued_at, retry_count FROM queue
                  WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let after = i64::try_from(after).unwrap_or(i64::MAX);
@@ -292,7 +364,7 @@ impl OfflineQueue {
                 Ok(QueuedTx {
                     seq: seq_of(r.get(0)?),
                     hash: r.get(1)?,
-                    data: r.get(2)?,
+                    size: r.get::<_, i64>(2)?.max(0) as u64,
                     queued_at: r.get(3)?,
                     retry_count: r.get(4)?,
                 })
@@ -300,6 +372,16 @@ impl OfflineQueue {
             .collect()
         })();
         self.db(rows)
+    }
+
+    /// The bytes of queued entry `seq`, if it is still queued.
+    pub fn data(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        let g = self.lock();
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.db(g
+            .conn
+            .prepare_cached("SELECT data FROM queue WHERE seq = ?1")
+            .and_then(|mut st| st.query_row([seq], |r| r.get(0)).optional()))
     }
 
     /// Whether `hash` is queued (dead letters excluded).
@@ -442,6 +524,49 @@ impl OfflineQueue {
         self.db(tx.commit())?;
         g.len += added;
         Ok(true)
+    }
+}
+
+/// Applies a batch of `enqueue_batched` calls in one transaction and
+/// answers each.
+fn commit_pending(inner: &Mutex<Inner>, max_size: usize, label: &str, batch: Vec<Pending>) {
+    let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    let len = g.len;
+    let mut added = 0;
+    let result = (|| {
+        let tx = g.conn.transaction()?;
+        let mut answers = Vec::with_capacity(batch.len());
+        for p in &batch {
+            answers.push(
+                match place(&tx, len + added, max_size, &p.hash, &p.data, p.at)? {
+                    Placed::New(seq) => {
+                        added += 1;
+                        Ok(seq)
+                    }
+                    Placed::Existing(seq) => Ok(seq),
+                    Placed::Full => Err(Error::QueueFull { max: max_size }),
+                },
+            );
+        }
+        tx.commit()?;
+        Ok::<_, rusqlite::Error>(answers)
+    })();
+    match result {
+        Ok(answers) => {
+            g.len += added;
+            for (p, answer) in batch.into_iter().zip(answers) {
+                let _ = p.done.send(answer);
+            }
+        }
+        Err(source) => {
+            tracing::error!(path = %label, error = %source, "offline queue write failed");
+            for p in batch {
+                let _ = p.done.send(Err(Error::StoreWrite {
+                    path: label.to_owned(),
+                    message: source.to_string(),
+                }));
+            }
+        }
     }
 }
 

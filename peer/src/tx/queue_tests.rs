@@ -34,7 +34,8 @@ fn order_of_submission_is_kept() {
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].queued_at, 5);
     assert_eq!(first[0].retry_count, 0);
-    assert_eq!(first[0].data, b"x");
+    assert_eq!(first[0].size, 1);
+    assert_eq!(q.data(first[0].seq).unwrap(), Some(b"x".to_vec()));
     let rest = q.peek_after(first[1].seq, 10).unwrap();
     assert_eq!(
         rest.iter().map(|t| &t.hash).collect::<Vec<_>>(),
@@ -171,8 +172,8 @@ fn a_dead_letter_can_be_requeued_at_the_tail() {
     assert!(all[1].seq > seq, "a fresh seq");
     assert_eq!(all[1].retry_count, 0);
     assert_eq!(
-        (all[1].queued_at, all[1].data.as_slice()),
-        (100, &b"payload"[..])
+        (all[1].queued_at, q.data(all[1].seq).unwrap()),
+        (100, Some(b"payload".to_vec()))
     );
 }
 
@@ -308,4 +309,42 @@ fn a_100k_queue_drains_in_batches_in_order() {
     }
     assert_eq!(next, 100_000);
     assert!(q.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_enqueues_from_many_callers_are_durable_bounded_and_idempotent() {
+    let (_dir, path) = mk_file();
+    let q = Arc::new(OfflineQueue::open(Some(&path), 300, 5).unwrap());
+    let calls: Vec<_> = (0..400u64)
+        .map(|i| {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let (hash, data) = item(i % 350);
+                q.enqueue_batched(hash, data, i as i64).await
+            })
+        })
+        .collect();
+    let mut queued = std::collections::HashMap::new();
+    let mut full = 0;
+    for (i, c) in calls.into_iter().enumerate() {
+        match c.await.unwrap() {
+            Ok(seq) => {
+                // A hash queued twice keeps one place.
+                let first = *queued.entry(i as u64 % 350).or_insert(seq);
+                assert_eq!(first, seq);
+            }
+            Err(Error::QueueFull { max: 300 }) => full += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(q.len(), 300, "bounded by MaxQueueSize");
+    assert_eq!(queued.len(), 300);
+    assert!(full >= 50, "the 50 hashes beyond the bound are refused");
+    assert!(matches!(
+        q.enqueue_batched("not-hex".into(), b"x".to_vec(), 0).await,
+        Err(Error::InvalidTxHash { .. })
+    ));
+    drop(q);
+    let reopened = OfflineQueue::open(Some(&path), 300, 5).unwrap();
+    assert_eq!(reopened.len(), 300, "every acknowledged entry is on disk");
 }

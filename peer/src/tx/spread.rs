@@ -2,15 +2,13 @@
 //! batched hash announcements to the rest, and the receiver's pull.
 use std::sync::Arc;
 
-use futures::StreamExt;
-use sorcha_proto::transaction::{
-    CompactNotification, NotificationBatch, TransactionPush, TransactionRequest,
-};
+use sorcha_proto::transaction::{CompactNotification, NotificationBatch, TransactionPush};
 use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef};
 use super::gossip::split_push;
-use super::net::{status_err, worth_compressing};
+use super::net::{Gzip, status_err, worth_compressing};
+use super::pull::Pull;
 use super::store::{TxHash, hash_of, to_hex};
 use crate::events::EventKind;
 use crate::{Error, Result};
@@ -27,6 +25,7 @@ impl Distributor {
         size: u64,
         round: u32,
         exclude: Option<&str>,
+        compressible: bool,
     ) {
         let targets = self.fanout_targets(exclude);
         if targets.is_empty() {
@@ -47,6 +46,7 @@ impl Distributor {
             hash: hash.to_vec(),
             size: size as i64,
             round: round as i32,
+            compressible,
         };
         for peer in announce {
             self.announce_to(&peer, note.clone());
@@ -65,7 +65,14 @@ impl Distributor {
                 transaction_data: data,
                 round: round as i32,
             };
-            let mut c = self.clients.client(&peer.url, compress)?;
+            let mut c = self.clients.client(
+                &peer.url,
+                if compress {
+                    Gzip::SendAndAccept
+                } else {
+                    Gzip::Off
+                },
+            )?;
             c.push_transaction(self.clients.request(req, len as u64))
                 .await
                 .map_err(|s| status_err(&peer.url, s))?;
@@ -162,7 +169,7 @@ impl Distributor {
                     // A new stream starts by naming the sender.
                     batch.sender_peer_id = self.me().to_owned();
                     let (tx, rx) = mpsc::channel(256);
-                    let mut c = self.clients.client(&peer.url, false)?;
+                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
                     let url = peer.url.clone();
                     tokio::spawn(async move {
                         let call =
@@ -208,7 +215,7 @@ impl Distributor {
         };
         let count = req.notifications.len() as u64;
         let bytes = prost::Message::encoded_len(&req);
-        let mut c = self.clients.client(&peer.url, false)?;
+        let mut c = self.clients.client(&peer.url, Gzip::Off)?;
         let ack = c
             .notify_transactions(self.clients.request(req, 0))
             .await
@@ -224,16 +231,12 @@ impl Distributor {
     fn sent(&self, peer: &PeerRef, hashes: &[TxHash], result: Result<()>) {
         match result {
             Ok(()) => {
+                if let Err(e) = self.store.mark_distributed(hashes) {
+                    self.m.events.record(EventKind::Error, None, e.to_string());
+                }
+                let mut submitted = self.submitted_at.lock().unwrap_or_else(|e| e.into_inner());
                 for h in hashes {
-                    if let Err(e) = self.store.mark_distributed(h) {
-                        self.m.events.record(EventKind::Error, None, e.to_string());
-                    }
-                    let started = self
-                        .submitted_at
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(h);
-                    if let Some(t) = started {
+                    if let Some(t) = submitted.remove(h) {
                         self.m
                             .metrics
                             .tx_distribution_latency
@@ -286,18 +289,22 @@ impl Distributor {
                 && self.claim(hash, peer)
             {
                 wanted.push(n.hash.clone());
-                pulls.push((hash, size, u32::try_from(n.round).unwrap_or(0)));
+                pulls.push(Pull {
+                    hash,
+                    size,
+                    round: u32::try_from(n.round).unwrap_or(0),
+                    gzip: if n.compressible {
+                        Gzip::Accept
+                    } else {
+                        Gzip::Off
+                    },
+                });
             }
         }
         if let Some(peer) = from
             && !pulls.is_empty()
         {
-            let this = self.clone();
-            tokio::spawn(async move {
-                for (hash, size, round) in pulls {
-                    this.fetch_claimed(hash, size, round, peer.clone()).await;
-                }
-            });
+            tokio::spawn(self.clone().pull_announced(pulls, peer));
         }
         Ok(wanted)
     }
@@ -317,118 +324,5 @@ impl Distributor {
         }
         self.accept(hash, data, u32::try_from(round).unwrap_or(0), Some(sender))
             .await
-    }
-
-    /// Fetches `hash` from `peer` (streamed above the threshold), verifies
-    /// it, and on failure retries peers that announced it meanwhile.
-    pub(super) async fn pull(self: &Arc<Self>, hash: TxHash, size: u64, round: u32, peer: PeerRef) {
-        if self.claim(hash, &peer) {
-            self.fetch_claimed(hash, size, round, peer).await;
-        }
-    }
-
-    /// Marks `hash` as being fetched. False if it already is; `peer` is
-    /// then remembered as another source should that fetch fail.
-    fn claim(&self, hash: TxHash, peer: &PeerRef) -> bool {
-        let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
-        match pulling.get_mut(&hash) {
-            Some(alternatives) => {
-                alternatives.push(peer.clone());
-                false
-            }
-            None => {
-                pulling.insert(hash, Vec::new());
-                true
-            }
-        }
-    }
-
-    /// Fetches a claimed transaction, trying other sources on failure, and
-    /// releases the claim.
-    async fn fetch_claimed(self: &Arc<Self>, hash: TxHash, size: u64, round: u32, peer: PeerRef) {
-        let mut next = Some(peer);
-        while let Some(peer) = next.take() {
-            match self.fetch(&hash, size, &peer).await {
-                Ok(data) => {
-                    if let Err(e) = self.accept(hash, data, round, Some(&peer.id)).await {
-                        self.m
-                            .events
-                            .record(EventKind::Error, Some(&peer.id), e.to_string());
-                    }
-                    break;
-                }
-                Err(e) => {
-                    self.m
-                        .metrics
-                        .connection_errors
-                        .with_label_values(&["pull"])
-                        .inc();
-                    self.m.events.record(
-                        EventKind::Error,
-                        Some(&peer.id),
-                        format!("pulling {} failed: {e}", to_hex(&hash)),
-                    );
-                    let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
-                    next = pulling.get_mut(&hash).and_then(Vec::pop);
-                }
-            }
-        }
-        self.pulling
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&hash);
-    }
-
-    async fn fetch(&self, hash: &TxHash, size: u64, peer: &PeerRef) -> Result<Vec<u8>> {
-        let req = TransactionRequest {
-            transaction_hash: to_hex(hash),
-            requesting_peer_id: self.me().to_owned(),
-        };
-        let mut c = self.clients.client(&peer.url, false)?;
-        let data = if size > self.cfg.streaming_threshold {
-            let mut stream = c
-                .stream_transaction(self.clients.request(req, size))
-                .await
-                .map_err(|s| status_err(&peer.url, s))?
-                .into_inner();
-            let mut data = Vec::with_capacity(size as usize);
-            let mut expected = 0i32;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|s| status_err(&peer.url, s))?;
-                if chunk.chunk_index != expected || chunk.total_chunks <= chunk.chunk_index {
-                    return Err(corrupt(peer, hash, "chunks out of order"));
-                }
-                expected += 1;
-                data.extend_from_slice(&chunk.chunk_data);
-                if data.len() as u64 > self.cfg.max_transaction_size {
-                    return Err(corrupt(peer, hash, "larger than MaxTransactionSize"));
-                }
-            }
-            data
-        } else {
-            let resp = c
-                .get_transaction(self.clients.request(req, size))
-                .await
-                .map_err(|s| status_err(&peer.url, s))?
-                .into_inner();
-            if !resp.found {
-                return Err(Error::PeerRejected {
-                    peer: peer.url.clone(),
-                    message: format!("does not hold {}", to_hex(hash)),
-                });
-            }
-            resp.transaction_data
-        };
-        if hash_of(&data) != *hash {
-            return Err(corrupt(peer, hash, "content does not match its hash"));
-        }
-        Ok(data)
-    }
-}
-
-fn corrupt(peer: &PeerRef, hash: &TxHash, what: &str) -> Error {
-    Error::PeerRejected {
-        peer: peer.url.clone(),
-        message: format!("transaction {}: {what}", to_hex(hash)),
     }
 }

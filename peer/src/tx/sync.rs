@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::distributor::Distributor;
 use super::gossip::{bucket_digests, bucket_of, differing};
-use super::net::status_err;
+use super::net::{Gzip, status_err};
+use super::pull::Pull;
 use super::queue::Retry;
 use super::store::{TxHash, parse_hex, to_hex};
 use crate::clock::now_ms;
@@ -64,7 +65,7 @@ impl Distributor {
                     continue;
                 }
                 self.remember(&t.hash);
-                self.spread(t.hash, t.size, 1, None);
+                self.spread(t.hash, t.size, 1, None, false);
             }
             Ok(())
         });
@@ -112,7 +113,7 @@ impl Distributor {
             requesting_peer_id: self.me().to_owned(),
             bucket_digests: bucket_digests(mine.iter().map(|(h, _)| h)),
         };
-        let mut c = self.clients.client(&peer.url, false)?;
+        let mut c = self.clients.client(&peer.url, Gzip::Off)?;
         let resp = c
             .sync_transactions(self.clients.request(req, 0))
             .await
@@ -148,6 +149,7 @@ impl Distributor {
                 hash: h.to_vec(),
                 size: *size as i64,
                 round: self.cfg.gossip_rounds as i32,
+                compressible: false,
             })
             .collect();
         self.m
@@ -159,8 +161,13 @@ impl Distributor {
         }
         // Repairs do not spread further: every peer runs its own rounds.
         for (hash, size) in lacking {
-            self.pull(hash, size, self.cfg.gossip_rounds, peer.clone())
-                .await;
+            let p = Pull {
+                hash,
+                size,
+                round: self.cfg.gossip_rounds,
+                gzip: Gzip::Off,
+            };
+            self.pull(p, peer.clone()).await;
         }
         Ok(())
     }
@@ -201,8 +208,9 @@ impl Distributor {
             };
             match self.announce_batch(&batch).await {
                 Ok(()) => {
-                    let seqs: Vec<u64> = batch.iter().map(|q| q.seq).collect();
-                    if let Err(e) = self.queue.remove(&seqs) {
+                    // The batch is the queue's head: nothing older remains.
+                    let last = batch.last().map_or(0, |q| q.seq);
+                    if let Err(e) = self.queue.remove_through(last) {
                         self.m.events.record(EventKind::Error, None, e.to_string());
                         break;
                     }
@@ -232,29 +240,43 @@ impl Distributor {
     }
 
     async fn announce_batch(self: &Arc<Self>, batch: &[super::queue::QueuedTx]) -> Result<()> {
-        let mut notes = Vec::with_capacity(batch.len());
-        for q in batch {
-            let hash = parse_hex(&q.hash)
-                .ok_or_else(|| Error::InvalidTransaction(format!("queued hash {}", q.hash)))?;
-            // The queue holds the bytes too: restore them if the store lost them.
-            if !self.store.contains(&hash)? {
-                self.store.insert(hash, q.data.clone(), now_ms()).await?;
+        let hashes = batch
+            .iter()
+            .map(|q| {
+                parse_hex(&q.hash)
+                    .ok_or_else(|| Error::InvalidTransaction(format!("queued hash {}", q.hash)))
+            })
+            .collect::<Result<Vec<TxHash>>>()?;
+        // The queue holds the bytes too: restore any the store lost.
+        for ((q, hash), stored) in batch
+            .iter()
+            .zip(&hashes)
+            .zip(self.store.contains_each(&hashes)?)
+        {
+            if !stored && let Some(data) = self.queue.data(q.seq)? {
+                self.store.insert(*hash, data, now_ms()).await?;
             }
-            self.remember(&hash);
-            notes.push(CompactNotification {
-                hash: hash.to_vec(),
-                size: q.data.len() as i64,
-                round: 1,
-            });
         }
+        self.remember_all(&hashes);
+        let notes: Vec<CompactNotification> = batch
+            .iter()
+            .zip(&hashes)
+            .map(|(q, hash)| CompactNotification {
+                hash: hash.to_vec(),
+                size: q.size as i64,
+                round: 1,
+                compressible: false,
+            })
+            .collect();
         let targets = self.fanout_targets(None);
+        let sends = targets.iter().map(|peer| self.notify(peer, notes.clone()));
         let mut last_err = Error::PeerUnreachable {
             peer: "any".into(),
             message: "no live peer to flush to".into(),
         };
         let mut delivered = false;
-        for peer in &targets {
-            match self.notify(peer, notes.clone()).await {
+        for result in futures::future::join_all(sends).await {
+            match result {
                 Ok(_) => delivered = true,
                 Err(e) => last_err = e,
             }
@@ -262,11 +284,7 @@ impl Distributor {
         if !delivered {
             return Err(last_err);
         }
-        for n in &notes {
-            if let Ok(hash) = <TxHash>::try_from(n.hash.as_slice()) {
-                self.store.mark_distributed(&hash)?;
-            }
-        }
+        self.store.mark_distributed(&hashes)?;
         self.m.metrics.gossip_rounds.inc();
         Ok(())
     }

@@ -53,6 +53,8 @@ pub enum Error {
     AddressLookup { target: String, message: String },
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
 }
 
 impl Error {
@@ -75,6 +77,7 @@ impl Error {
             Error::InvalidTransaction(_) => "invalid_transaction",
             Error::TransactionTooLarge { .. } => "transaction_too_large",
             Error::StoreWrite { .. } => "store_write",
+            Error::Security(_) => "security",
         }
     }
 }

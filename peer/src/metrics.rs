@@ -28,6 +28,8 @@ pub struct Metrics {
     pub peers_removed: IntCounter,
     pub state_transitions: IntCounterVec,
     pub requests: IntCounterVec,
+    /// Admin calls refused, by reason (`security::AdminRefusal::label`).
+    pub admin_refusals: IntCounterVec,
     /// 1 for the advertised address, with how it was found (address discovery).
     pub external_address_info: IntGaugeVec,
     /// Self-verification: 1 reachable, 0 behind a restrictive NAT, -1 not checked yet.
@@ -120,6 +122,14 @@ impl Metrics {
                     "Incoming discovery requests, by operation and protocol",
                 ),
                 &["operation", "protocol"],
+            )
+            .unwrap(),
+            admin_refusals: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_admin_refusals_total",
+                    "Admin calls refused, by reason",
+                ),
+                &["reason"],
             )
             .unwrap(),
             external_address_info: IntGaugeVec::new(
@@ -216,6 +226,7 @@ impl Metrics {
             Box::new(m.peers_removed.clone()),
             Box::new(m.state_transitions.clone()),
             Box::new(m.requests.clone()),
+            Box::new(m.admin_refusals.clone()),
             Box::new(m.external_address_info.clone()),
             Box::new(m.external_address_reachable.clone()),
             Box::new(m.tx_distribution_latency.clone()),

@@ -131,10 +131,12 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         cfg.communication.connection_timeout,
         &faults,
     )?;
+    let admin_auth = crate::security::AdminAuth::from_config(&cfg.security)?;
     let app = crate::api::router(
         membership.clone(),
         distributor.clone(),
         &faults,
+        admin_auth,
         shutdown.clone(),
     );
     let stop = shutdown.clone();
@@ -144,6 +146,8 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         membership.metrics.listener_sent.clone(),
     );
     let server = tokio::spawn(async move {
+        // The caller's address decides admin access without a token.
+        let app = app.into_make_service_with_connect_info::<crate::api::wire::RemoteAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "listener failed");

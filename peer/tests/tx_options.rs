@@ -180,5 +180,23 @@ async fn queued_transactions_past_max_retries_become_visible_dead_letters() {
             .unwrap()
             .is_some()
     );
+    // An admin (loopback, no token configured) requeues one.
+    let hash = letters[0]["transaction_hash"].as_str().unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/admin/dead-letters/{hash}/requeue",
+            node.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["requeued"], hash);
+    assert!(
+        node.distributor.queue.contains(hash).unwrap()
+            || node.distributor.queue.dead_letters(10).unwrap().len() == 3,
+        "back in the queue (or failed again after a flush attempt)"
+    );
     node.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! The node's listener: gRPC and REST multiplexed on one port (HTTP/2 for
 //! gRPC, HTTP/1.1 or HTTP/2 for REST), told apart by path.
+pub mod admin;
 pub mod grpc;
 pub mod handlers;
 pub mod rest;
@@ -26,6 +27,7 @@ pub fn router(
     m: Arc<Membership>,
     d: Arc<Distributor>,
     faults: &crate::node::Faults,
+    admin_auth: crate::security::AdminAuth,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Router {
     let discovery = PeerDiscoveryServer::new(grpc::DiscoveryService {
@@ -50,6 +52,9 @@ pub fn router(
     let grpc = tonic::service::Routes::new(discovery)
         .add_service(tx)
         .into_axum_router();
+    let m2 = m.clone();
     let rest = rest::router(m).layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
-    grpc.merge(rest).merge(tx_rest::router(d))
+    grpc.merge(rest)
+        .merge(admin::router(m2, d.clone(), admin_auth))
+        .merge(tx_rest::router(d))
 }

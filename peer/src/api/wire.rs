@@ -104,3 +104,16 @@ impl AsyncWrite for CountingStream {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// The caller's address as `ConnectInfo` (axum offers it for its own
+/// listeners only): admin calls without a token are served to loopback.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
+    for RemoteAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
+        RemoteAddr(*stream.remote_addr())
+    }
+}

@@ -1,6 +1,7 @@
 //! The `sorcha-peer` command line: argument types and dispatch. `main.rs`
 //! only sets up logging and calls `run`.
 mod address;
+mod admin;
 mod devnet;
 mod remote;
 mod tx;
@@ -47,6 +48,8 @@ pub enum Command {
         #[command(subcommand)]
         command: tx::TxCommand,
     },
+    /// Admin calls: remove a peer, requeue a dead letter.
+    Admin(admin::AdminOptions),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -85,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => remote::peers_list(&peer, json).await,
         Command::Status { peer, json } => remote::status(&peer, json).await,
         Command::Tx { command } => tx::run(command).await,
+        Command::Admin(opts) => admin::run(opts).await,
         Command::Config {
             command: ConfigCommand::Print { config },
         } => {

@@ -42,7 +42,8 @@ impl PeerServiceConfig {
         );
         // RequireMutualTLS=true is refused at start instead (node::start).
         // The `security` module implements what the remaining keys configure,
-        // but the listener, clients and admin API do not use it yet.
+        // but the listener and clients do not use it yet (AdminTokenFile is
+        // live: the admin API checks it).
         let (s, ds) = (&self.security, &d.security);
         check(
             s.certificate_path != ds.certificate_path
@@ -66,11 +67,6 @@ impl PeerServiceConfig {
             s.ban_duration_minutes != ds.ban_duration_minutes,
             "Security.BanDurationMinutes",
             "peer reputation and banning",
-        );
-        check(
-            s.admin_token_file != ds.admin_token_file,
-            "Security.AdminTokenFile",
-            "admin authentication",
         );
         out
     }
@@ -115,9 +111,6 @@ mod tests {
             }),
             ("Security.BanDurationMinutes", |s| {
                 s.ban_duration_minutes = std::time::Duration::from_secs(60)
-            }),
-            ("Security.AdminTokenFile", |s| {
-                s.admin_token_file = Some("t".into())
             }),
         ];
         for (path, mutate) in cases {

@@ -29,22 +29,19 @@ fn pod_env(c: &Container, pod: &str, ns: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The peer container of the network's StatefulSet.
+fn peer_container(net: &Net) -> Container {
+    let sts = resources::statefulset(net, "h", 0);
+    sts.spec.unwrap().template.spec.unwrap().containers[0].clone()
+}
+
 #[test]
 fn rendered_config_loads_in_the_peer_for_every_pod() {
     for spec in samples() {
         let n = network(spec);
         let net = Net::new(&n, "cluster.local").unwrap();
         let yaml = resources::peer_config_yaml(&net).unwrap();
-        let sts = resources::statefulset(&net, "h", 0);
-        let peer = &sts
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0];
+        let peer = &peer_container(&net);
         for i in 0..net.replicas() {
             let pod = net.pod_name(i);
             let env = pod_env(peer, &pod, "ledger");
@@ -81,16 +78,7 @@ fn every_peer_setting_reaches_the_peer() {
     let n = network(samples().pop().unwrap());
     let net = Net::new(&n, "cluster.local").unwrap();
     let yaml = resources::peer_config_yaml(&net).unwrap();
-    let sts = resources::statefulset(&net, "h", 0);
-    let peer = &sts
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let peer = &peer_container(&net);
     let env = pod_env(peer, &net.pod_name(0), "ledger");
     let cfg = sorcha_peer::config::load_from(Some(&yaml), &env).unwrap();
     let secs = |d: std::time::Duration| d.as_secs();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::crd::{PeerPhase, SorchaNetworkSpec, SorchaPeerStatus};
+use crate::crd::{SorchaNetworkSpec, SorchaPeerStatus};
 
 const PULL_FAILURES: [&str; 3] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
 
@@ -18,12 +18,14 @@ fn ordinal(pod: &Pod, network: &str) -> Option<i32> {
 }
 
 /// Per ordinal: the pod runs `update_revision`, is Ready, and its peer
-/// reports Online from that very pod.
+/// reports Online from that very pod (a lone peer: any healthy phase, see
+/// `status::peer_healthy`).
 pub fn rollout_gate(
     pods: &[Pod],
     network: &str,
     update_revision: Option<&str>,
     peers: &BTreeMap<i32, SorchaPeerStatus>,
+    lone_peer: bool,
 ) -> BTreeMap<i32, bool> {
     let Some(rev) = update_revision else {
         return BTreeMap::new();
@@ -42,7 +44,7 @@ pub fn rollout_gate(
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             let online = peers.get(&o).is_some_and(|s| {
-                s.phase == Some(PeerPhase::Online)
+                crate::status::peer_healthy(s.phase, lone_peer)
                     // A status without podUid comes from a peer that does not
                     // report it; the revision and readiness checks still hold.
                     && s.pod_uid.as_ref().is_none_or(|u| Some(u) == pod.metadata.uid.as_ref())
@@ -93,6 +95,7 @@ pub fn image_pull_problem(pods: &[Pod], spec: &SorchaNetworkSpec) -> Option<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::PeerPhase;
     use serde_json::json;
 
     fn pod(name: &str, rev: &str, ready: bool, uid: &str) -> Pod {
@@ -127,12 +130,39 @@ mod tests {
             (3, online(Some("replaced-pod"))),
             (4, online(None)),
         ]);
-        let g = rollout_gate(&pods, "alpha", Some("new"), &peers);
+        let g = rollout_gate(&pods, "alpha", Some("new"), &peers, false);
         assert_eq!(
             g.values().copied().collect::<Vec<_>>(),
             [true, false, false, false, true]
         );
-        assert!(rollout_gate(&pods, "alpha", None, &peers).is_empty());
+        assert!(rollout_gate(&pods, "alpha", None, &peers, false).is_empty());
+    }
+
+    #[test]
+    fn a_lone_peer_passes_the_gate_offline_but_not_degraded() {
+        let pods = [pod("solo-0", "new", true, "u0")];
+        let with = |phase| {
+            let peers = BTreeMap::from([(
+                0,
+                SorchaPeerStatus {
+                    phase: Some(phase),
+                    pod_uid: Some("u0".into()),
+                    ..Default::default()
+                },
+            )]);
+            rollout_gate(&pods, "solo", Some("new"), &peers, true)[&0]
+        };
+        assert!(with(PeerPhase::Offline));
+        assert!(with(PeerPhase::Online));
+        assert!(!with(PeerPhase::Degraded));
+        let offline = BTreeMap::from([(
+            0,
+            SorchaPeerStatus {
+                phase: Some(PeerPhase::Offline),
+                ..Default::default()
+            },
+        )]);
+        assert!(!rollout_gate(&pods, "solo", Some("new"), &offline, false)[&0]);
     }
 
     #[test]

@@ -59,6 +59,16 @@ pub fn set_condition(
     }
 }
 
+/// Whether a peer reporting `phase` is as healthy as it can be: Online, or
+/// Offline when it is a lone peer with nobody to reach.
+pub fn peer_healthy(phase: Option<PeerPhase>, lone_peer: bool) -> bool {
+    match phase {
+        Some(PeerPhase::Online) => true,
+        Some(PeerPhase::Offline) => lone_peer,
+        _ => false,
+    }
+}
+
 /// What the reconciler saw this round.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
@@ -67,6 +77,8 @@ pub struct Observed {
     pub ready_replicas: i32,
     /// Per ordinal below `replicas`; `None`: the peer has not reported.
     pub peer_phases: Vec<Option<PeerPhase>>,
+    /// See `Net::lone_peer`.
+    pub lone_peer: bool,
     pub rollout: Option<RolloutStatus>,
     pub rollout_stalled: Option<String>,
     pub rotation: Option<RotationStatus>,
@@ -90,6 +102,11 @@ pub fn aggregate(
     let degraded = count(PeerPhase::Degraded);
     // A peer that has not reported yet counts as offline.
     let offline = o.replicas - online - degraded;
+    let healthy = o
+        .peer_phases
+        .iter()
+        .filter(|p| peer_healthy(**p, o.lone_peer))
+        .count() as i32;
 
     let rolling = o.rollout.is_some();
     let rotating = o.rotation.is_some();
@@ -104,6 +121,13 @@ pub fn aggregate(
             true,
             "AllPeersOnline",
             format!("{online}/{} peers Online", o.replicas),
+        ),
+        _ if healthy == o.replicas => cond(
+            READY,
+            true,
+            "LonePeerReporting",
+            "the only peer reports Offline, as expected with no other peer and no \
+             external bootstrap node (spec.bootstrap.externalNodes) to reach",
         ),
         _ => cond(
             READY,
@@ -152,7 +176,7 @@ pub fn aggregate(
     let degraded_c = match (&problem, &o.rollout_stalled) {
         (Some(p), _) => cond(DEGRADED, true, "InvalidSpec", p.clone()),
         (None, Some(s)) => cond(DEGRADED, true, "RolloutStalled", s.clone()),
-        _ if !rolling && !scaling && online < o.replicas => cond(
+        _ if !rolling && !scaling && healthy < o.replicas => cond(
             DEGRADED,
             true,
             "PeersUnhealthy",
@@ -270,6 +294,24 @@ mod tests {
         assert_eq!(get(&s, DEGRADED).status, "False");
         assert_eq!(get(&s, CERTIFICATES_READY).status, "True");
         assert_eq!(s.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn a_lone_peer_offline_is_ready_but_not_when_it_has_peers_to_reach() {
+        use PeerPhase::*;
+        let mut o = obs(&[Some(Offline)]);
+        o.lone_peer = true;
+        let s = aggregate(None, &o, t(0));
+        assert_eq!(get(&s, READY).status, "True");
+        assert_eq!(get(&s, READY).reason, "LonePeerReporting");
+        assert_eq!(get(&s, DEGRADED).status, "False");
+        // Not reported yet: not ready, even alone.
+        o.peer_phases = vec![None];
+        assert_eq!(get(&aggregate(None, &o, t(0)), READY).status, "False");
+        // With somebody to reach, Offline is unhealthy.
+        let s = aggregate(None, &obs(&[Some(Offline)]), t(0));
+        assert_eq!(get(&s, READY).status, "False");
+        assert_eq!(get(&s, DEGRADED).reason, "PeersUnhealthy");
     }
 
     #[test]

@@ -355,7 +355,13 @@ async fn converge(net: &Net<'_>, ctx: &Context) -> Result<Action> {
     let update_rev = live
         .as_ref()
         .and_then(|s| s.status.as_ref()?.update_revision.clone());
-    let gate = pods::rollout_gate(&pods, &net.name, update_rev.as_deref(), &peer_status);
+    let gate = pods::rollout_gate(
+        &pods,
+        &net.name,
+        update_rev.as_deref(),
+        &peer_status,
+        net.lone_peer(),
+    );
     let pull_problem = pods::image_pull_problem(&pods, net.spec());
     if let Some(p) = &pull_problem {
         events.push((EventType::Warning, "ImagePullFailed", p.clone()));
@@ -411,6 +417,7 @@ async fn converge(net: &Net<'_>, ctx: &Context) -> Result<Action> {
         peer_phases: (0..net.replicas())
             .map(|i| peer_status.get(&i).and_then(|s| s.phase))
             .collect(),
+        lone_peer: net.lone_peer(),
         rollout: decision.status.clone(),
         rollout_stalled: decision.stalled.clone(),
         rotation: pki.as_ref().and_then(|p| p.rotation.clone()),

@@ -92,6 +92,13 @@ impl<'a> Net<'a> {
         self.obj.spec.replicas.max(1)
     }
 
+    /// One peer and no external bootstrap node: it has nobody to reach, and
+    /// the peer's state machine calls that Offline (design: no peers =
+    /// Offline). Health then means reporting, not being Online.
+    pub fn lone_peer(&self) -> bool {
+        self.replicas() == 1 && self.obj.spec.bootstrap.external_nodes.is_empty()
+    }
+
     pub fn headless_name(&self) -> String {
         format!("{}-peers", self.name)
     }

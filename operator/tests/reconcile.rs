@@ -361,15 +361,8 @@ async fn missing_ca_secret_is_degraded_with_field_and_event() {
     s["tls"] = json!({"caSecretName": "my-ca"});
     h.put_network("alpha", s, json!({}));
     h.reconcile("alpha").await;
-    let d = h.condition("alpha", "Degraded");
-    assert_eq!(d["status"], "True");
-    assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.tls.caSecretName"),
-        "{d}"
-    );
+    assert_eq!(h.condition("alpha", "Degraded")["status"], "True");
+    h.assert_degraded_naming("alpha", "spec.tls.caSecretName");
     assert_eq!(h.condition("alpha", "CertificatesReady")["status"], "False");
     let events = h.fake.take_events();
     assert!(
@@ -423,14 +416,7 @@ async fn unknown_storage_class_is_degraded_naming_the_field() {
     s["storage"] = json!({"size": "2Gi", "storageClassName": "fast-ssd"});
     h.put_network("alpha", s, json!({}));
     h.reconcile("alpha").await;
-    let d = h.condition("alpha", "Degraded");
-    assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.storage.storageClassName"),
-        "{d}"
-    );
+    h.assert_degraded_naming("alpha", "spec.storage.storageClassName");
     assert_eq!(h.condition("alpha", "Ready")["reason"], "InvalidSpec");
 }
 
@@ -493,14 +479,7 @@ async fn spec_error_mid_rotation_keeps_the_rotation_state() {
     bad["peer"] = json!({"gossip": {"antiEntropyInterval": "often"}});
     h.put_network("alpha", bad, json!({}));
     h.reconcile("alpha").await;
-    let d = h.condition("alpha", "Degraded");
-    assert!(
-        d["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.peer.gossip.antiEntropyInterval"),
-        "{d}"
-    );
+    h.assert_degraded_naming("alpha", "spec.peer.gossip.antiEntropyInterval");
     assert_eq!(
         phase(&h).as_deref(),
         Some("AddNewCaToBundle"),

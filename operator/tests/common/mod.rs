@@ -175,6 +175,15 @@ impl Harness {
             .unwrap_or(Value::Null)
     }
 
+    /// The network's Degraded condition names `field` in its message.
+    pub fn assert_degraded_naming(&self, name: &str, field: &str) {
+        let d = self.condition(name, "Degraded");
+        assert!(
+            d["message"].as_str().unwrap_or_default().contains(field),
+            "{d}"
+        );
+    }
+
     pub fn event_reasons(&self) -> Vec<String> {
         self.fake
             .take_events()

@@ -124,6 +124,7 @@ impl PeerTls {
     pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
         let verifier = Arc::new(PeerClientVerifier {
             trust: self.trust.clone(),
+            algorithms: self.provider.signature_verification_algorithms,
         });
         let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()

@@ -110,6 +110,7 @@ fn revocation_check(
 #[derive(Debug)]
 pub struct PeerClientVerifier {
     pub(crate) trust: Arc<ArcSwap<TrustState>>,
+    pub(crate) algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl ClientCertVerifier for PeerClientVerifier {
@@ -149,16 +150,15 @@ impl ClientCertVerifier for PeerClientVerifier {
         Ok(ClientCertVerified::assertion())
     }
 
+    // Handshake signatures depend only on the provider's algorithms, not on
+    // the (reloadable) trust state.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.trust
-            .load()
-            .client
-            .verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -167,14 +167,11 @@ impl ClientCertVerifier for PeerClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.trust
-            .load()
-            .client
-            .verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.load().client.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -249,16 +246,15 @@ impl ServerCertVerifier for PeerServerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
+    // Handshake signatures depend only on the provider's algorithms, not on
+    // the (reloadable) trust state.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.trust
-            .load()
-            .server
-            .verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -267,14 +263,11 @@ impl ServerCertVerifier for PeerServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.trust
-            .load()
-            .server
-            .verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.load().server.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

@@ -147,7 +147,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
     );
     let server = tokio::spawn(async move {
         // The caller's address decides admin access without a token.
-        let app = app.into_make_service_with_connect_info::<crate::api::wire::RemoteAddr>();
+        let app = app.into_make_service_with_connect_info::<crate::api::wire::Caller>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "listener failed");

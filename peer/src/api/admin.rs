@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::rest::ApiError;
-use super::wire::RemoteAddr;
+use super::wire::Caller;
 use crate::discovery::Membership;
 use crate::events::EventKind;
 use crate::security::{AdminAuth, AdminRefusal};
@@ -46,7 +46,7 @@ pub fn router(m: Arc<Membership>, d: Arc<Distributor>, auth: AdminAuth) -> Route
 /// logging it with the reason.
 async fn guard(
     State(a): State<Admin>,
-    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    ConnectInfo(caller): ConnectInfo<Caller>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -54,7 +54,7 @@ async fn guard(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match a.auth.authorize(remote.ip(), header) {
+    match a.auth.authorize(caller.remote.ip(), header) {
         Ok(()) => next.run(req).await,
         Err(refusal) => {
             a.m.metrics
@@ -65,9 +65,10 @@ async fn guard(
                 EventKind::Error,
                 None,
                 format!(
-                    "admin call {} {} from {remote} refused: {refusal}",
+                    "admin call {} {} from {} refused: {refusal}",
                     req.method(),
-                    req.uri().path()
+                    req.uri().path(),
+                    caller.remote
                 ),
             );
             let status = match refusal {

@@ -105,15 +105,31 @@ impl AsyncWrite for CountingStream {
     }
 }
 
-/// The caller's address as `ConnectInfo` (axum offers it for its own
-/// listeners only): admin calls without a token are served to loopback.
-#[derive(Debug, Clone, Copy)]
-pub struct RemoteAddr(pub std::net::SocketAddr);
+/// Who is calling, as `ConnectInfo` (axum offers it for its own listeners
+/// only). Every handler that decides by caller reads this one type: admin
+/// access without a token (loopback), capabilities, limits and bans.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub remote: std::net::SocketAddr,
+    /// The client certificate verified in the TLS handshake; `None` on a
+    /// plaintext listener, where a peer id is only ever claimed.
+    pub certificate: Option<std::sync::Arc<crate::security::PeerCertificate>>,
+}
+
+impl Caller {
+    /// The peer id proven by the client certificate (mTLS only).
+    pub fn authenticated_peer_id(&self) -> Option<&str> {
+        self.certificate.as_ref()?.peer_id.as_deref()
+    }
+}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
-    for RemoteAddr
+    for Caller
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
-        RemoteAddr(*stream.remote_addr())
+        Caller {
+            remote: *stream.remote_addr(),
+            certificate: None,
+        }
     }
 }

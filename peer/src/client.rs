@@ -1,10 +1,7 @@
-//! Outgoing discovery calls to other peers over gRPC.
-//!
-//! Each call opens its own HTTP/2 connection and drops it afterwards:
-//! discovery talks to a peer once per refresh interval, and an idle
-//! connection per peer would cost more memory (1,000 peers) than the
-//! reconnect costs time. Pooling, protocol negotiation and circuit breaking
-//! belong to the communication manager.
+//! Outgoing discovery calls to other peers, through the communication
+//! manager: gRPC on the peer's pooled connection, or the REST fallback,
+//! as negotiated per peer.
+use std::sync::Arc;
 use std::time::Duration;
 
 use sorcha_proto::discovery::peer_discovery_client::PeerDiscoveryClient;
@@ -12,13 +9,13 @@ use sorcha_proto::discovery::{
     PeerListRequest, PeerListResponse, PingRequest, PingResponse, RegisterPeerRequest,
     RegisterPeerResponse,
 };
-use tonic::transport::{Channel, Endpoint};
 
+use crate::comm::{Comm, Op, Protocol};
 use crate::{Error, Result};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PeerClient {
-    connect_timeout: Duration,
+    comm: Arc<Comm>,
     request_timeout: Duration,
 }
 
@@ -32,43 +29,63 @@ pub fn peer_url(address: &str, port: u16) -> String {
 }
 
 impl PeerClient {
-    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
+    pub fn new(comm: Arc<Comm>, request_timeout: Duration) -> Self {
         Self {
-            connect_timeout,
+            comm,
             request_timeout,
         }
     }
 
-    async fn connect(&self, url: &str) -> Result<PeerDiscoveryClient<Channel>> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| Error::InvalidPeerAddress {
-                address: url.to_owned(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(self.connect_timeout.min(self.request_timeout))
-            .timeout(self.request_timeout)
-            .tcp_nodelay(true);
-        let channel = tokio::time::timeout(self.request_timeout, endpoint.connect())
-            .await
-            .map_err(|_| unreachable(url, "connect timed out"))?
-            .map_err(|e| unreachable(url, &e.to_string()))?;
-        Ok(PeerDiscoveryClient::new(channel))
+    pub fn comm(&self) -> &Arc<Comm> {
+        &self.comm
+    }
+
+    fn grpc(&self, url: &str) -> Result<PeerDiscoveryClient<tonic::transport::Channel>> {
+        Ok(PeerDiscoveryClient::new(
+            self.comm.pool.channel(url, self.comm.metrics())?,
+        ))
+    }
+
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.request_timeout);
+        req
     }
 
     pub async fn ping(&self, url: &str, req: PingRequest) -> Result<PingResponse> {
-        let mut c = self.connect(url).await?;
-        c.ping(req)
+        let t = self.request_timeout;
+        self.comm
+            .call(url, Op::Ping, |p| {
+                let req = req.clone();
+                async move {
+                    match p {
+                        Protocol::Rest => self.comm.rest.ping(url, &req, t).await,
+                        _ => {
+                            let mut c = self.grpc(url)?;
+                            within(t, url, c.ping(self.request(req))).await
+                        }
+                    }
+                }
+            })
             .await
-            .map(|r| r.into_inner())
-            .map_err(|s| status_err(url, s))
     }
 
     pub async fn get_peer_list(&self, url: &str, req: PeerListRequest) -> Result<PeerListResponse> {
-        let mut c = self.connect(url).await?;
-        c.get_peer_list(req)
+        let t = self.request_timeout;
+        self.comm
+            .call(url, Op::PeerList, |p| {
+                let req = req.clone();
+                async move {
+                    match p {
+                        Protocol::Rest => self.comm.rest.peer_list(url, &req, t).await,
+                        _ => {
+                            let mut c = self.grpc(url)?;
+                            within(t, url, c.get_peer_list(self.request(req))).await
+                        }
+                    }
+                }
+            })
             .await
-            .map(|r| r.into_inner())
-            .map_err(|s| status_err(url, s))
     }
 
     pub async fn register(
@@ -76,11 +93,33 @@ impl PeerClient {
         url: &str,
         req: RegisterPeerRequest,
     ) -> Result<RegisterPeerResponse> {
-        let mut c = self.connect(url).await?;
-        c.register_peer(req)
+        let t = self.request_timeout;
+        self.comm
+            .call(url, Op::Register, |p| {
+                let req = req.clone();
+                async move {
+                    match p {
+                        Protocol::Rest => self.comm.rest.register(url, &req, t).await,
+                        _ => {
+                            let mut c = self.grpc(url)?;
+                            within(t, url, c.register_peer(self.request(req))).await
+                        }
+                    }
+                }
+            })
             .await
-            .map(|r| r.into_inner())
-            .map_err(|s| status_err(url, s))
+    }
+}
+
+/// A gRPC call bounded by `t`, connection included.
+async fn within<T>(
+    t: Duration,
+    url: &str,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T> {
+    match tokio::time::timeout(t, call).await {
+        Err(_) => Err(unreachable(url, "no answer in time")),
+        Ok(r) => r.map(|r| r.into_inner()).map_err(|s| status_err(url, s)),
     }
 }
 
@@ -91,11 +130,20 @@ fn unreachable(url: &str, message: &str) -> Error {
     }
 }
 
-fn status_err(url: &str, s: tonic::Status) -> Error {
+/// A failed gRPC call, as a crate error: connection trouble is
+/// `PeerUnreachable` (counts against the circuit breaker, may be retried),
+/// an unserved method `ProtocolUnsupported` (negotiation steps down), any
+/// other answer `PeerRejected`.
+pub fn status_err(url: &str, s: tonic::Status) -> Error {
     match s.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-            unreachable(url, s.message())
-        }
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Cancelled
+        | tonic::Code::Unknown => unreachable(url, s.message()),
+        tonic::Code::Unimplemented => Error::ProtocolUnsupported {
+            peer: url.to_owned(),
+            protocol: "this gRPC method",
+        },
         _ => Error::PeerRejected {
             peer: url.to_owned(),
             message: format!("{:?}: {}", s.code(), s.message()),

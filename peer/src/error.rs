@@ -32,6 +32,11 @@ pub enum Error {
     PeerUnreachable { peer: String, message: String },
     #[error("peer {peer} answered with an error: {message}")]
     PeerRejected { peer: String, message: String },
+    #[error("peer {peer} does not serve {protocol}")]
+    ProtocolUnsupported {
+        peer: String,
+        protocol: &'static str,
+    },
     #[error("invalid peer address {address:?}: {reason}")]
     InvalidPeerAddress { address: String, reason: String },
     #[error(
@@ -68,6 +73,7 @@ impl Error {
             Error::Bind { .. } => "bind",
             Error::PeerUnreachable { .. } => "peer_unreachable",
             Error::PeerRejected { .. } => "peer_rejected",
+            Error::ProtocolUnsupported { .. } => "protocol_unsupported",
             Error::InvalidPeerAddress { .. } => "invalid_peer_address",
             Error::QueueFull { .. } => "queue_full",
             Error::InvalidTxHash { .. } => "invalid_tx_hash",

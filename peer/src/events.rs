@@ -18,6 +18,10 @@ pub enum EventKind {
     BootstrapSucceeded,
     BootstrapFailed,
     DiscoveryRound,
+    /// A peer's circuit breaker opened, half-opened or closed.
+    CircuitChanged,
+    /// A peer link stepped down to another protocol.
+    ProtocolChanged,
     Error,
 }
 

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub announcement_bytes: IntCounter,
     pub listener_received: IntCounter,
     pub listener_sent: IntCounter,
+    /// Protocol negotiation, circuit breakers, retries, the connection pool.
+    pub comm: crate::comm::CommMetrics,
 }
 
 impl Metrics {
@@ -213,8 +215,12 @@ impl Metrics {
                 "Bytes written to connections this node accepted (all protocols, framing included)",
             )
             .unwrap(),
+            comm: crate::comm::CommMetrics::new(),
             registry,
         };
+        m.comm
+            .register(&m.registry)
+            .expect("metric names are unique");
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.peers_known.clone()),
             Box::new(m.peers_active.clone()),

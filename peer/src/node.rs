@@ -17,15 +17,14 @@ use crate::store::Store;
 use crate::tx::distributor::Distributor;
 use crate::{Error, Result};
 
-/// Protocols this build serves, advertised in `supported_protocols`.
-pub const SUPPORTED_PROTOCOLS: [&str; 2] = ["grpc", "rest"];
-
 /// A running node. Dropping it without `shutdown` leaves tasks running
 /// until the runtime ends.
 pub struct NodeHandle {
     pub local_addr: SocketAddr,
     pub membership: Arc<Membership>,
     pub distributor: Arc<Distributor>,
+    /// The communication manager: negotiated protocols, circuit breakers.
+    pub comm: Arc<crate::comm::Comm>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -110,7 +109,8 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         peer_id: node_id,
         address: first_address.external_address.clone(),
         port: local_addr.port(),
-        supported_protocols: SUPPORTED_PROTOCOLS.iter().map(|s| s.to_string()).collect(),
+        // What this node serves, down from its PreferredProtocol.
+        supported_protocols: cfg.communication.preferred_protocol.advertised(),
         last_seen: 0,
         capabilities: Capabilities {
             supports_streaming: false,
@@ -123,12 +123,13 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
     tracing::info!(node_id = %membership.id(), %local_addr, advertised = %membership.me().address, "node listening");
 
     let shutdown = CancellationToken::new();
+    let comm = crate::comm::Comm::new(&cfg.communication, membership.clone());
     let distributor = Distributor::open(
         cfg.transaction_distribution.clone(),
         &cfg.offline_mode,
         &cfg.data_directory,
         membership.clone(),
-        cfg.communication.connection_timeout,
+        comm.clone(),
         &faults,
     )?;
     let admin_auth = crate::security::AdminAuth::from_config(&cfg.security)?;
@@ -137,6 +138,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         distributor.clone(),
         &faults,
         admin_auth,
+        cfg.communication.preferred_protocol,
         shutdown.clone(),
     );
     let stop = shutdown.clone();
@@ -153,10 +155,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
             tracing::error!(error = %e, "listener failed");
         }
     });
-    let client = PeerClient::new(
-        cfg.communication.connection_timeout,
-        cfg.peer_discovery.peer_timeout_seconds,
-    );
+    let client = PeerClient::new(comm.clone(), cfg.peer_discovery.peer_timeout_seconds);
     let engine = tokio::spawn(Engine::new(membership.clone(), client).run(shutdown.clone()));
     let flusher = tokio::spawn(flush_periodically(membership.clone(), shutdown.clone()));
     tracing::info!(
@@ -185,6 +184,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         local_addr,
         membership,
         distributor,
+        comm,
         shutdown,
         tasks,
     })

@@ -28,8 +28,10 @@ pub fn router(
     d: Arc<Distributor>,
     faults: &crate::node::Faults,
     admin_auth: crate::security::AdminAuth,
+    served: crate::comm::Protocol,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Router {
+    use crate::comm::Protocol;
     let discovery = PeerDiscoveryServer::new(grpc::DiscoveryService {
         membership: m.clone(),
     })
@@ -40,6 +42,7 @@ pub fn router(
         drop_ratio: faults.drop_tx_messages,
         corrupt_streams: faults.corrupt_streams.clone(),
         shutdown,
+        streams: served == Protocol::GrpcStream,
     })
     .max_decoding_message_size(max_message)
     .max_encoding_message_size(max_message);
@@ -49,9 +52,15 @@ pub fn router(
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip);
     }
-    let grpc = tonic::service::Routes::new(discovery)
-        .add_service(tx)
-        .into_axum_router();
+    // A REST-only node (PreferredProtocol: Rest) serves no gRPC at all:
+    // callers get 404, which gRPC clients read as UNIMPLEMENTED.
+    let grpc = if served == Protocol::Rest {
+        Router::new()
+    } else {
+        tonic::service::Routes::new(discovery)
+            .add_service(tx)
+            .into_axum_router()
+    };
     let m2 = m.clone();
     let rest = rest::router(m).layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES));
     grpc.merge(rest)

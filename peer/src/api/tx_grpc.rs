@@ -31,6 +31,9 @@ pub struct TxService {
     /// Ends open announcement streams, which would otherwise hold the
     /// listener's graceful shutdown until their peers close them.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Whether AnnounceStream is served (`PreferredProtocol: GrpcStream`);
+    /// without it peers fall back to unary NotifyTransactions.
+    pub streams: bool,
 }
 
 impl TxService {
@@ -207,6 +210,12 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<tonic::Streaming<NotificationBatch>>,
     ) -> Result<Response<NotificationBatchAck>, Status> {
+        if !self.streams {
+            return Err(Status::unimplemented(
+                "AnnounceStream: this node serves gRPC without streams \
+                 (Communication.PreferredProtocol = Grpc); use NotifyTransactions",
+            ));
+        }
         let mut stream = req.into_inner();
         let mut sender = String::new();
         loop {

@@ -28,6 +28,7 @@ pub fn router(d: Arc<Distributor>) -> Router {
             post(submit).layer(DefaultBodyLimit::max(limit)),
         )
         .route("/api/v1/transactions/notify", post(notify))
+        .route("/api/v1/transactions/sync", post(sync))
         .route("/api/v1/transactions/dead-letters", get(dead_letters))
         .route("/api/v1/transactions/{hash}", get(fetch))
         .with_state(d)
@@ -124,6 +125,38 @@ async fn notify(
         already_known,
         will_request,
     }))
+}
+
+/// Anti-entropy over REST: the SyncRequest protobuf in, SyncResponse out
+/// (hash lists are bytes, which JSON would bloat).
+async fn sync(
+    State(d): State<Arc<Distributor>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let protobuf = crate::comm::rest::PROTOBUF;
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes() != protobuf.as_bytes())
+    {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type: expected {protobuf} (a SyncRequest message)"),
+        ));
+    }
+    let req =
+        <sorcha_proto::transaction::SyncRequest as prost::Message>::decode(body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("body: not a SyncRequest ({e})"),
+            )
+        })?;
+    let resp = d.on_sync(&req)?;
+    Ok((
+        [(header::CONTENT_TYPE, protobuf)],
+        prost::Message::encode_to_vec(&resp),
+    )
+        .into_response())
 }
 
 async fn dead_letters(

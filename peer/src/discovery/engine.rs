@@ -311,6 +311,8 @@ impl Engine {
             let new = self.fetch_lists(&responders).await;
             self.build_list(new, queried).await;
         }
+        // Peers may have re-advertised their protocols meanwhile.
+        self.client.comm().refresh_advertised();
         self.observe("refresh", started);
     }
 

@@ -16,6 +16,7 @@ use super::net::{TxClients, max_message_bytes, worth_compressing};
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
 use crate::clock::now_ms;
+use crate::comm::breaker::BreakerState;
 use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
 use crate::discovery::Membership;
 use crate::discovery::membership::PeerRecord;
@@ -77,7 +78,7 @@ impl Distributor {
         offline: &OfflineModeConfig,
         data_dir: &std::path::Path,
         m: Arc<Membership>,
-        connect_timeout: std::time::Duration,
+        comm: Arc<crate::comm::Comm>,
         faults: &crate::node::Faults,
     ) -> Result<Arc<Self>> {
         let store = TxStore::open(data_dir)?;
@@ -90,8 +91,8 @@ impl Distributor {
             dedupe.insert(&t.hash, t.received_at);
         }
         let clients = TxClients::new(
+            comm,
             cfg.enable_compression,
-            connect_timeout,
             cfg.notification_timeout
                 .max(std::time::Duration::from_secs(30)),
             max_message_bytes(cfg.max_transaction_size),
@@ -275,12 +276,14 @@ impl Distributor {
     }
 
     /// Peers to gossip with: those that answer, with their URLs.
+    /// Responsive peers whose circuit is not open.
     pub(super) fn live_peers(&self) -> Vec<PeerRef> {
         self.m
             .records()
             .into_iter()
             .filter(|p| p.responsive)
             .map(PeerRef::from)
+            .filter(|p| self.clients.comm.breaker_state(&p.url) != BreakerState::Open)
             .collect()
     }
 

@@ -1,15 +1,15 @@
-//! Outgoing transaction traffic: one lazily connected HTTP/2 channel per
-//! peer, reused by every call to it and closed after it has been idle.
-//! Gossip talks to the same fanout peers many times a second, so unlike
-//! discovery it keeps its connections.
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! Outgoing transaction traffic: gRPC clients on the communication
+//! manager's pooled connection per peer, with this node's compression and
+//! message-size settings.
+use std::sync::Arc;
+use std::time::Duration;
 
 use sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+pub use crate::client::status_err;
+use crate::comm::Comm;
 use crate::{Error, Result};
 
 /// How a call uses gzip (when compression is on at all).
@@ -52,31 +52,29 @@ pub fn max_message_bytes(max_transaction_size: u64) -> usize {
 
 pub struct TxClients {
     compression: bool,
-    connect_timeout: Duration,
     request_timeout: Duration,
     max_message: usize,
     /// Fault injection: the share of calls failed as if lost on the wire.
     drop_ratio: f64,
-    channels: Mutex<HashMap<String, (Channel, Instant)>>,
+    pub comm: Arc<Comm>,
 }
 
 pub type Client = TransactionDistributionClient<Channel>;
 
 impl TxClients {
     pub fn new(
+        comm: Arc<Comm>,
         compression: bool,
-        connect_timeout: Duration,
         request_timeout: Duration,
         max_message: usize,
         drop_ratio: f64,
     ) -> Self {
         Self {
             compression,
-            connect_timeout,
             request_timeout,
             max_message,
             drop_ratio,
-            channels: Mutex::new(HashMap::new()),
+            comm,
         }
     }
 
@@ -91,27 +89,7 @@ impl TxClients {
                 message: "dropped by fault injection".into(),
             });
         }
-        let channel = {
-            let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-            match map.get_mut(url) {
-                Some((ch, used)) => {
-                    *used = Instant::now();
-                    ch.clone()
-                }
-                None => {
-                    let ch = Endpoint::from_shared(url.to_owned())
-                        .map_err(|e| Error::InvalidPeerAddress {
-                            address: url.to_owned(),
-                            reason: e.to_string(),
-                        })?
-                        .connect_timeout(self.connect_timeout)
-                        .tcp_nodelay(true)
-                        .connect_lazy();
-                    map.insert(url.to_owned(), (ch.clone(), Instant::now()));
-                    ch
-                }
-            }
-        };
+        let channel = self.comm.pool.channel(url, self.comm.metrics())?;
         let mut c = TransactionDistributionClient::new(channel)
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
@@ -126,59 +104,49 @@ impl TxClients {
         Ok(c)
     }
 
-    /// A request with a deadline: the base timeout plus time for `bytes`
-    /// at a conservative 1 MB/s. The announcement stream has none (it is
-    /// meant to stay open), hence no channel-wide timeout.
+    /// Whether a REST call should be lost to fault injection.
+    pub fn lost_rest(&self, url: &str) -> Result<()> {
+        if lost(self.drop_ratio) {
+            return Err(Error::PeerUnreachable {
+                peer: url.to_owned(),
+                message: "dropped by fault injection".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The deadline for a call carrying `bytes`: the base timeout plus time
+    /// for them at a conservative 1 MB/s.
+    pub fn deadline(&self, bytes: u64) -> Duration {
+        self.request_timeout + Duration::from_micros(bytes)
+    }
+
+    /// A request with `deadline(bytes)`. The announcement stream has none
+    /// (it is meant to stay open), hence no channel-wide timeout.
     pub fn request<T>(&self, msg: T, bytes: u64) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.set_timeout(self.request_timeout + Duration::from_micros(bytes));
+        req.set_timeout(self.deadline(bytes));
         req
     }
 
     /// Closes channels unused for `idle`.
     pub fn evict_idle(&self, idle: Duration) -> usize {
-        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let before = map.len();
-        map.retain(|_, (_, used)| used.elapsed() < idle);
-        before - map.len()
+        self.comm.evict_idle(idle)
     }
 
     /// Forgets a peer's channel (after errors, so the next call reconnects).
     pub fn forget(&self, url: &str) {
-        self.channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(url);
+        self.comm.pool.forget(url, self.comm.metrics());
     }
 
     pub fn open(&self) -> usize {
-        self.channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.comm.pool.open()
     }
 }
 
 /// True with probability `ratio` (fault injection; never when 0).
 pub fn lost(ratio: f64) -> bool {
     ratio > 0.0 && rand::random::<f64>() < ratio
-}
-
-/// A failed transaction call, as a crate error.
-pub fn status_err(url: &str, s: tonic::Status) -> Error {
-    match s.code() {
-        tonic::Code::Unavailable
-        | tonic::Code::DeadlineExceeded
-        | tonic::Code::Cancelled
-        | tonic::Code::Unknown => Error::PeerUnreachable {
-            peer: url.to_owned(),
-            message: s.message().to_owned(),
-        },
-        _ => Error::PeerRejected {
-            peer: url.to_owned(),
-            message: format!("{:?}: {}", s.code(), s.message()),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use sorcha_proto::transaction::{FetchRequest, TransactionRequest};
+use sorcha_proto::transaction::{FetchRequest, TransactionRequest, TransactionResponse};
 
 use super::distributor::{Distributor, PeerRef};
 use super::net::{Gzip, status_err};
 use super::store::{TxHash, hash_of, to_hex};
+use crate::comm::{Op, Protocol};
 use crate::events::EventKind;
 use crate::{Error, Result};
 
@@ -73,27 +74,37 @@ impl Distributor {
         } else {
             Gzip::Off
         };
-        let answers = async {
-            let mut c = self.clients.client(&peer.url, gzip)?;
-            let mut stream = c
-                .fetch_transactions(self.clients.request(req, bytes))
-                .await
-                .map_err(|s| status_err(&peer.url, s))?
-                .into_inner();
-            let mut answers = Vec::with_capacity(group.len());
-            while let Some(item) = stream.next().await {
-                answers.push(item.map_err(|s| status_err(&peer.url, s))?);
-                if answers.len() == group.len() {
-                    break;
+        let want = group.len();
+        let answers = self
+            .clients
+            .comm
+            .call(&peer.url, Op::Fetch, |p| {
+                let req = req.clone();
+                async move {
+                    if p == Protocol::Rest {
+                        return self.fetch_each_rest(&req.hashes, peer).await;
+                    }
+                    let mut c = self.clients.client(&peer.url, gzip)?;
+                    let mut stream = c
+                        .fetch_transactions(self.clients.request(req, bytes))
+                        .await
+                        .map_err(|s| status_err(&peer.url, s))?
+                        .into_inner();
+                    let mut answers = Vec::with_capacity(want);
+                    while let Some(item) = stream.next().await {
+                        answers.push(item.map_err(|s| status_err(&peer.url, s))?);
+                        if answers.len() == want {
+                            break;
+                        }
+                    }
+                    Ok::<_, Error>(answers)
                 }
-            }
-            Ok::<_, Error>(answers)
-        }
-        .await
-        .unwrap_or_else(|e| {
-            self.pull_failed(peer, None, &e);
-            Vec::new()
-        });
+            })
+            .await
+            .unwrap_or_else(|e| {
+                self.pull_failed(peer, None, &e);
+                Vec::new()
+            });
         let mut answers = answers.into_iter();
         let mut accepts = Vec::new();
         // Verified against the hash each was asked by: a peer cannot slip
@@ -118,6 +129,31 @@ impl Distributor {
             // without any, anti-entropy fetches them later.
             self.fetch_from(p, None).await;
         }
+    }
+
+    /// FetchTransactions' answers from a REST peer, one GET per hash.
+    async fn fetch_each_rest(
+        &self,
+        hashes: &[Vec<u8>],
+        peer: &PeerRef,
+    ) -> Result<Vec<TransactionResponse>> {
+        let mut answers = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            let hex = h.as_slice().try_into().map(to_hex).unwrap_or_default();
+            self.clients.lost_rest(&peer.url)?;
+            let data = self
+                .clients
+                .comm
+                .rest
+                .get_transaction(&peer.url, &hex, self.clients.deadline(0))
+                .await?;
+            answers.push(TransactionResponse {
+                found: data.is_some(),
+                transaction_data: data.unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+        Ok(answers)
     }
 
     /// Stores a pulled transaction and releases its claim.
@@ -218,13 +254,43 @@ impl Distributor {
     }
 
     async fn fetch(&self, p: &Pull, peer: &PeerRef) -> Result<Vec<u8>> {
+        let data = self
+            .clients
+            .comm
+            .call(&peer.url, Op::Fetch, |proto| async move {
+                match proto {
+                    Protocol::Rest => {
+                        self.clients.lost_rest(&peer.url)?;
+                        let timeout = self.clients.deadline(p.size);
+                        self.clients
+                            .comm
+                            .rest
+                            .get_transaction(&peer.url, &to_hex(&p.hash), timeout)
+                            .await?
+                            .ok_or_else(|| not_held(peer, &p.hash))
+                    }
+                    _ => self.fetch_grpc(p, peer).await,
+                }
+            })
+            .await?;
+        if data.len() as u64 > self.cfg.max_transaction_size {
+            return Err(corrupt(peer, &p.hash, "larger than MaxTransactionSize"));
+        }
+        if hash_of(&data) != p.hash {
+            return Err(corrupt(peer, &p.hash, "content does not match its hash"));
+        }
+        Ok(data)
+    }
+
+    /// GetTransaction, or StreamTransaction above the streaming threshold.
+    async fn fetch_grpc(&self, p: &Pull, peer: &PeerRef) -> Result<Vec<u8>> {
         let (hash, size) = (&p.hash, p.size);
         let req = TransactionRequest {
             transaction_hash: to_hex(hash),
             requesting_peer_id: self.me().to_owned(),
         };
         let mut c = self.clients.client(&peer.url, p.gzip)?;
-        let data = if size > self.cfg.streaming_threshold {
+        if size > self.cfg.streaming_threshold {
             let mut stream = c
                 .stream_transaction(self.clients.request(req, size))
                 .await
@@ -243,7 +309,7 @@ impl Distributor {
                     return Err(corrupt(peer, hash, "larger than MaxTransactionSize"));
                 }
             }
-            data
+            Ok(data)
         } else {
             let resp = c
                 .get_transaction(self.clients.request(req, size))
@@ -251,17 +317,17 @@ impl Distributor {
                 .map_err(|s| status_err(&peer.url, s))?
                 .into_inner();
             if !resp.found {
-                return Err(Error::PeerRejected {
-                    peer: peer.url.clone(),
-                    message: format!("does not hold {}", to_hex(hash)),
-                });
+                return Err(not_held(peer, hash));
             }
-            resp.transaction_data
-        };
-        if hash_of(&data) != *hash {
-            return Err(corrupt(peer, hash, "content does not match its hash"));
+            Ok(resp.transaction_data)
         }
-        Ok(data)
+    }
+}
+
+fn not_held(peer: &PeerRef, hash: &TxHash) -> Error {
+    Error::PeerRejected {
+        peer: peer.url.clone(),
+        message: format!("does not hold {}", to_hex(hash)),
     }
 }
 

@@ -2,7 +2,9 @@
 //! batched hash announcements to the rest, and the receiver's pull.
 use std::sync::Arc;
 
-use sorcha_proto::transaction::{CompactNotification, NotificationBatch, TransactionPush};
+use sorcha_proto::transaction::{
+    CompactNotification, NotificationBatch, TransactionNotification, TransactionPush,
+};
 use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef};
@@ -10,6 +12,7 @@ use super::gossip::split_push;
 use super::net::{Gzip, status_err, worth_compressing};
 use super::pull::Pull;
 use super::store::{TxHash, hash_of, to_hex};
+use crate::comm::{Op, Protocol};
 use crate::events::EventKind;
 use crate::{Error, Result};
 
@@ -60,24 +63,40 @@ impl Distributor {
                 .ok_or_else(|| Error::InvalidTransaction(format!("{} vanished", to_hex(&hash))))?;
             let len = data.len();
             let compress = worth_compressing(&data);
-            let req = TransactionPush {
-                sender_peer_id: self.me().to_owned(),
-                transaction_data: data,
-                round: round as i32,
-            };
-            let mut c = self.clients.client(
-                &peer.url,
-                if compress {
-                    Gzip::SendAndAccept
-                } else {
-                    Gzip::Off
-                },
-            )?;
-            c.push_transaction(self.clients.request(req, len as u64))
-                .await
-                .map_err(|s| status_err(&peer.url, s))?;
-            self.m.metrics.bandwidth_sent.inc_by(len as u64);
-            Ok::<_, Error>(())
+            let comm = self.clients.comm.clone();
+            let this = &self;
+            comm.call(&peer.url, Op::Push, |p| {
+                let data = data.clone();
+                async move {
+                    if p == Protocol::Rest {
+                        // REST has no push: the peer pulls after the notice.
+                        let note = CompactNotification {
+                            hash: hash.to_vec(),
+                            size: len as i64,
+                            round: round as i32,
+                            compressible: false,
+                        };
+                        return this.notify_rest(peer, vec![note]).await;
+                    }
+                    let req = TransactionPush {
+                        sender_peer_id: this.me().to_owned(),
+                        transaction_data: data,
+                        round: round as i32,
+                    };
+                    let gzip = if compress {
+                        Gzip::SendAndAccept
+                    } else {
+                        Gzip::Off
+                    };
+                    let mut c = this.clients.client(&peer.url, gzip)?;
+                    c.push_transaction(this.clients.request(req, len as u64))
+                        .await
+                        .map_err(|s| status_err(&peer.url, s))?;
+                    this.m.metrics.bandwidth_sent.inc_by(len as u64);
+                    Ok(())
+                }
+            })
+            .await
         }
         .await;
         self.sent(peer, &[hash], result);
@@ -136,7 +155,8 @@ impl Distributor {
             // A submission's first round goes by unary call, whose answer
             // proves delivery (it then counts as distributed); relays ride
             // the peer's announcement stream.
-            let result = if batch.iter().any(|n| n.round <= 1) {
+            let streamed = self.clients.comm.protocol(&peer.url) == Protocol::GrpcStream;
+            let result = if batch.iter().any(|n| n.round <= 1) || !streamed {
                 self.notify(&peer, batch).await.map(drop)
             } else {
                 self.stream_batch(&peer, &mut stream, batch).await
@@ -171,11 +191,17 @@ impl Distributor {
                     let (tx, rx) = mpsc::channel(256);
                     let mut c = self.clients.client(&peer.url, Gzip::Off)?;
                     let url = peer.url.clone();
+                    let comm = self.clients.comm.clone();
                     tokio::spawn(async move {
                         let call =
                             c.announce_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
                         if let Err(s) = call.await {
                             tracing::debug!(peer = %url, status = %s, "announcement stream ended");
+                            // Later batches go unary; what this stream lost,
+                            // anti-entropy recovers.
+                            if s.code() == tonic::Code::Unimplemented {
+                                comm.unsupported(&url, Protocol::GrpcStream);
+                            }
                         }
                     });
                     *stream = Some(tx.clone());
@@ -203,28 +229,69 @@ impl Distributor {
         })
     }
 
-    /// One NotifyTransactions call; returns the hashes the peer wants.
+    /// One NotifyTransactions call (or, with a REST peer, one REST notice
+    /// per transaction); returns the hashes the peer wants.
     pub(super) async fn notify(
         &self,
         peer: &PeerRef,
         notes: Vec<CompactNotification>,
     ) -> Result<Vec<Vec<u8>>> {
-        let req = NotificationBatch {
-            sender_peer_id: self.me().to_owned(),
-            notifications: notes,
-        };
-        let count = req.notifications.len() as u64;
-        let bytes = prost::Message::encoded_len(&req);
-        let mut c = self.clients.client(&peer.url, Gzip::Off)?;
-        let ack = c
-            .notify_transactions(self.clients.request(req, 0))
+        self.clients
+            .comm
+            .call(&peer.url, Op::Notify, |p| {
+                let notes = notes.clone();
+                async move {
+                    if p == Protocol::Rest {
+                        return self.notify_rest(peer, notes).await.map(|()| Vec::new());
+                    }
+                    let req = NotificationBatch {
+                        sender_peer_id: self.me().to_owned(),
+                        notifications: notes,
+                    };
+                    let count = req.notifications.len() as u64;
+                    let bytes = prost::Message::encoded_len(&req);
+                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+                    let ack = c
+                        .notify_transactions(self.clients.request(req, 0))
+                        .await
+                        .map_err(|s| status_err(&peer.url, s))?;
+                    let metrics = &self.m.metrics;
+                    metrics.bandwidth_sent.inc_by(bytes as u64);
+                    metrics.announcements_sent.inc_by(count);
+                    metrics.announcement_bytes.inc_by(bytes as u64);
+                    Ok(ack.into_inner().wanted)
+                }
+            })
             .await
-            .map_err(|s| status_err(&peer.url, s))?;
-        let metrics = &self.m.metrics;
-        metrics.bandwidth_sent.inc_by(bytes as u64);
-        metrics.announcements_sent.inc_by(count);
-        metrics.announcement_bytes.inc_by(bytes as u64);
-        Ok(ack.into_inner().wanted)
+    }
+
+    /// The design's REST notice, one per transaction (the peer pulls what
+    /// it lacks by itself).
+    async fn notify_rest(&self, peer: &PeerRef, notes: Vec<CompactNotification>) -> Result<()> {
+        let timeout = self.clients.deadline(0);
+        for n in notes {
+            self.clients.lost_rest(&peer.url)?;
+            let note = TransactionNotification {
+                transaction_hash: to_hex(n.hash.as_slice().try_into().map_err(|_| {
+                    Error::InvalidTransaction("announcement with a malformed hash".into())
+                })?),
+                sender_peer_id: self.me().to_owned(),
+                timestamp: crate::clock::now_ms(),
+                transaction_size: n.size,
+                round: n.round,
+            };
+            let bytes = serde_json::to_vec(&note).map_or(0, |b| b.len() as u64);
+            self.clients
+                .comm
+                .rest
+                .notify(&peer.url, &note, timeout)
+                .await?;
+            let metrics = &self.m.metrics;
+            metrics.bandwidth_sent.inc_by(bytes);
+            metrics.announcements_sent.inc();
+            metrics.announcement_bytes.inc_by(bytes);
+        }
+        Ok(())
     }
 
     /// Bookkeeping after a push or announcement batch.

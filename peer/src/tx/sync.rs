@@ -14,6 +14,7 @@ use super::pull::Pull;
 use super::queue::Retry;
 use super::store::{TxHash, parse_hex, to_hex};
 use crate::clock::now_ms;
+use crate::comm::{Op, Protocol};
 use crate::discovery::state::NodeState;
 use crate::events::EventKind;
 use crate::{Error, Result};
@@ -113,12 +114,26 @@ impl Distributor {
             requesting_peer_id: self.me().to_owned(),
             bucket_digests: bucket_digests(mine.iter().map(|(h, _)| h)),
         };
-        let mut c = self.clients.client(&peer.url, Gzip::Off)?;
-        let resp = c
-            .sync_transactions(self.clients.request(req, 0))
-            .await
-            .map_err(|s| status_err(&peer.url, s))?
-            .into_inner();
+        let resp = self
+            .clients
+            .comm
+            .call(&peer.url, Op::Sync, |p| {
+                let req = req.clone();
+                let peer = &peer;
+                async move {
+                    if p == Protocol::Rest {
+                        self.clients.lost_rest(&peer.url)?;
+                        let timeout = self.clients.deadline(0);
+                        return self.clients.comm.rest.sync(&peer.url, &req, timeout).await;
+                    }
+                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+                    c.sync_transactions(self.clients.request(req, 0))
+                        .await
+                        .map(|r| r.into_inner())
+                        .map_err(|s| status_err(&peer.url, s))
+                }
+            })
+            .await?;
         let differ: std::collections::HashSet<usize> =
             resp.differing_buckets.iter().map(|b| *b as usize).collect();
         if differ.is_empty() {

@@ -20,6 +20,9 @@ pub fn mk_config(data: &Path, bootstrap: &[String]) -> PeerServiceConfig {
     d.bootstrap_retry_minutes = Duration::from_millis(200);
     d.min_healthy_peers = 1;
     cfg.communication.connection_timeout = Duration::from_millis(250);
+    cfg.communication.retry_delay_seconds = Duration::from_millis(20);
+    // As fast as the bootstrap retry, so a peer that comes up is noticed.
+    cfg.communication.circuit_breaker_reset_minutes = Duration::from_millis(200);
     cfg
 }
 

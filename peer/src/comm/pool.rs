@@ -1,0 +1,130 @@
+//! One HTTP/2 connection per peer, shared by discovery and gossip calls,
+//! closed after it has been idle and bounded in number (the least recently
+//! used goes first), so a node talking to 1,000 peers holds at most one
+//! connection each.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::CommMetrics;
+use crate::{Error, Result};
+
+pub struct Pool {
+    connect_timeout: Duration,
+    max: usize,
+    channels: Mutex<HashMap<String, (Channel, Instant)>>,
+}
+
+impl Pool {
+    pub fn new(connect_timeout: Duration, max: usize) -> Self {
+        Pool {
+            connect_timeout,
+            max: max.max(1),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Channel, Instant)>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The peer's channel, connecting lazily on first use.
+    pub fn channel(&self, url: &str, metrics: &CommMetrics) -> Result<Channel> {
+        let mut map = self.map();
+        if let Some((ch, used)) = map.get_mut(url) {
+            *used = Instant::now();
+            return Ok(ch.clone());
+        }
+        let ch = endpoint(url, self.connect_timeout)?.connect_lazy();
+        if map.len() >= self.max
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+            metrics
+                .connections_closed
+                .with_label_values(&["bound"])
+                .inc();
+        }
+        map.insert(url.to_owned(), (ch.clone(), Instant::now()));
+        metrics.connections_open.set(map.len() as i64);
+        Ok(ch)
+    }
+
+    /// Closes channels unused for `idle`.
+    pub fn evict_idle(&self, idle: Duration, metrics: &CommMetrics) -> usize {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, (_, used)| used.elapsed() < idle);
+        let closed = before - map.len();
+        metrics
+            .connections_closed
+            .with_label_values(&["idle"])
+            .inc_by(closed as u64);
+        metrics.connections_open.set(map.len() as i64);
+        closed
+    }
+
+    /// Drops a peer's channel after an error, so the next call reconnects.
+    pub fn forget(&self, url: &str, metrics: &CommMetrics) {
+        let mut map = self.map();
+        if map.remove(url).is_some() {
+            metrics
+                .connections_closed
+                .with_label_values(&["error"])
+                .inc();
+            metrics.connections_open.set(map.len() as i64);
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// The endpoint for a peer URL. No channel-wide timeout: the announcement
+/// stream is meant to stay open; calls carry their own deadlines.
+pub fn endpoint(url: &str, connect_timeout: Duration) -> Result<Endpoint> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|e| Error::InvalidPeerAddress {
+            address: url.to_owned(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_channel_per_peer_bounded_and_idle_ones_closed() {
+        let metrics = CommMetrics::new();
+        let pool = Pool::new(Duration::from_secs(1), 2);
+        pool.channel("http://127.0.0.1:1", &metrics).unwrap();
+        pool.channel("http://127.0.0.1:1", &metrics).unwrap();
+        assert_eq!(pool.open(), 1, "reused");
+        pool.channel("http://127.0.0.1:2", &metrics).unwrap();
+        pool.channel("http://127.0.0.1:3", &metrics).unwrap();
+        assert_eq!(pool.open(), 2, "bounded");
+        assert_eq!(
+            metrics
+                .connections_closed
+                .with_label_values(&["bound"])
+                .get(),
+            1
+        );
+        assert!(
+            pool.map().contains_key("http://127.0.0.1:3"),
+            "the newest stays"
+        );
+        assert_eq!(pool.evict_idle(Duration::ZERO, &metrics), 2);
+        assert_eq!(pool.open(), 0);
+        assert!(pool.channel("not a url", &metrics).is_err());
+    }
+}

@@ -249,3 +249,64 @@ fn sample_custom_resources_validate_against_generated_crds() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The prometheus-operator schemas (node + the npm package pinned in
+/// `operator/tests/monitoring/`), or `None` with the usual notice.
+fn monitor_validator() -> Option<(PathBuf, PathBuf)> {
+    let node = tool("node")?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/monitoring");
+    if !dir
+        .join("node_modules/@kubernetes-models/prometheus-operator")
+        .is_dir()
+    {
+        missing("the prometheus-operator schemas (operator/tests/monitoring/node_modules)");
+        return None;
+    }
+    Some((node, dir.join("validate.mjs")))
+}
+
+fn run_monitor_validator(node: &Path, script: &Path, files: &[PathBuf]) -> (bool, String) {
+    let out = Command::new(node)
+        .arg(script)
+        .args(files)
+        .output()
+        .expect("node runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn service_and_pod_monitors_validate_against_prometheus_operator_schemas() {
+    let Some((node, script)) = monitor_validator() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut objs = Vec::new();
+    for tls in [true, false] {
+        let mut spec = samples()
+            .into_iter()
+            .find(|s| s["monitoring"]["serviceMonitor"] == json!(true))
+            .expect("a sample with monitoring on");
+        spec["tls"] = json!({"enabled": tls});
+        let n = network(spec);
+        let net = Net::new(&n, "cluster.local").unwrap();
+        objs.extend(resources::service_monitor(&net).iter().map(to_value));
+        objs.extend(resources::pod_monitor(&net).iter().map(to_value));
+    }
+    assert_eq!(objs.len(), 4, "a ServiceMonitor and a PodMonitor, TLS on and off");
+    let files = write_all(dir.path(), &objs);
+    let (ok, text) = run_monitor_validator(&node, &script, &files);
+    assert!(ok, "prometheus-operator schema validation failed:\n{text}");
+
+    // The validator itself rejects a broken monitor (it is not a no-op).
+    let mut broken = objs[0].clone();
+    broken["spec"]["endpoints"][0]["interval"] = json!("every 15 seconds");
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, broken.to_string()).unwrap();
+    let (ok, text) = run_monitor_validator(&node, &script, &[bad]);
+    assert!(!ok && text.contains("interval"), "{text}");
+}

@@ -297,7 +297,11 @@ fn service_and_pod_monitors_validate_against_prometheus_operator_schemas() {
         objs.extend(resources::service_monitor(&net).iter().map(to_value));
         objs.extend(resources::pod_monitor(&net).iter().map(to_value));
     }
-    assert_eq!(objs.len(), 4, "a ServiceMonitor and a PodMonitor, TLS on and off");
+    assert_eq!(
+        objs.len(),
+        4,
+        "a ServiceMonitor and a PodMonitor, TLS on and off"
+    );
     let files = write_all(dir.path(), &objs);
     let (ok, text) = run_monitor_validator(&node, &script, &files);
     assert!(ok, "prometheus-operator schema validation failed:\n{text}");

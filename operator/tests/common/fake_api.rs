@@ -37,8 +37,11 @@ pub struct Store {
     pub served: BTreeMap<String, BTreeSet<String>>,
     /// `group/version/plural` of custom resources without CRD (LIST → 404).
     pub missing: BTreeSet<String>,
-    rv: u64,
+    pub(crate) rv: u64,
     uid: u64,
+    /// Every change, for watches (see `fake_watch`).
+    pub changes: Vec<super::fake_watch::Change>,
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone, Default)]
@@ -111,14 +114,14 @@ fn parse(path: &str) -> Option<(Key, Option<String>, bool)> {
     ))
 }
 
-fn selector_matches(obj: &Value, selector: &str) -> bool {
+pub fn selector_matches(obj: &Value, selector: &str) -> bool {
     selector.split(',').filter(|s| !s.is_empty()).all(|term| {
         let (k, v) = term.split_once('=').unwrap_or((term, ""));
         obj["metadata"]["labels"][k].as_str() == Some(v.trim_start_matches('='))
     })
 }
 
-fn query_param(uri: &Uri, name: &str) -> Option<String> {
+pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
     uri.query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == name).then(|| percent_decode(v))
@@ -267,14 +270,8 @@ async fn handle(
         (Method::GET, true)
             if query_param(&uri, "watch").is_some_and(|w| w == "true" || w == "1") =>
         {
-            // No change notifications: an open stream that ends after a
-            // while, so a watcher re-lists now and then without spinning.
             drop(st);
-            let body = axum::body::Body::from_stream(futures::stream::once(async {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                Ok::<_, std::convert::Infallible>(Bytes::new())
-            }));
-            (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+            super::fake_watch::watch(&fake, key, &uri)
         }
         (Method::GET, true) => {
             let sel = query_param(&uri, "labelSelector").unwrap_or_default();
@@ -323,7 +320,7 @@ async fn handle(
             if is_event {
                 st.events.push(obj.clone());
             }
-            st.objects.insert(key, obj.clone());
+            st.insert(key, obj.clone());
             (StatusCode::CREATED, axum::Json(obj)).into_response()
         }
         (Method::PUT, false) => {
@@ -347,7 +344,7 @@ async fn handle(
                 );
             }
             let v = st.replace(&old, new, sub.as_deref() == Some("status"));
-            st.objects.insert(key, v.clone());
+            st.insert(key, v.clone());
             ok(v)
         }
         (Method::PATCH, false) => {
@@ -390,10 +387,10 @@ async fn handle(
                     old
                 }
             };
-            st.objects.insert(key, v.clone());
+            st.insert(key, v.clone());
             ok(v)
         }
-        (Method::DELETE, false) => match st.objects.remove(&key) {
+        (Method::DELETE, false) => match st.remove(&key) {
             Some(v) => ok(v),
             None => status(
                 StatusCode::NOT_FOUND,
@@ -470,11 +467,11 @@ impl FakeApi {
                     // Like a spec update: the status stays unless given.
                     let with_status = obj.get("status").is_some();
                     let v = s.replace(&old, obj, with_status);
-                    s.objects.insert(key, v);
+                    s.insert(key, v);
                 }
                 None => {
                     s.stamp_new(&mut obj, &key);
-                    s.objects.insert(key, obj);
+                    s.insert(key, obj);
                 }
             }
         })
@@ -489,11 +486,15 @@ impl FakeApi {
                 namespace: Some(ns.into()),
                 name: name.into(),
             };
-            let v = s
+            let mut v = s
                 .objects
-                .get_mut(&key)
+                .get(&key)
+                .cloned()
                 .unwrap_or_else(|| panic!("{plural}/{name} not stored"));
-            f(v);
+            f(&mut v);
+            s.rv += 1;
+            v["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+            s.insert(key, v);
         })
     }
 
@@ -507,5 +508,20 @@ impl FakeApi {
 
     pub fn take_events(&self) -> Vec<Value> {
         self.with(|s| std::mem::take(&mut s.events))
+    }
+}
+
+impl FakeApi {
+    /// Deletes a stored object, as `kubectl delete` would (test action).
+    pub fn delete(&self, gv: &str, plural: &str, ns: &str, name: &str) -> bool {
+        self.with(|s| {
+            s.remove(&Key {
+                gv: gv.into(),
+                plural: plural.into(),
+                namespace: Some(ns.into()),
+                name: name.into(),
+            })
+            .is_some()
+        })
     }
 }

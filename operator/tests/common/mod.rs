@@ -3,6 +3,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 pub mod fake_api;
+pub mod fake_watch;
 pub mod samples;
 
 use std::sync::Arc;

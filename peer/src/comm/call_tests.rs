@@ -140,3 +140,23 @@ async fn an_unserved_protocol_steps_down_until_one_works() {
     assert_eq!(comm.breaker_state(URL), BreakerState::Closed);
     assert!(metric(&comm, "sorcha_protocol_changes_total").contains("to=\"rest\"} 1"));
 }
+
+#[tokio::test]
+async fn idle_links_are_forgotten_unless_their_circuit_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let comm = mk_comm(&dir, clock.clone());
+    comm.call("http://127.0.0.1:1", Op::Ping, |_| async { Ok(()) })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _ = comm
+            .call(URL, Op::Ping, |_| async { Err::<(), _>(down()) })
+            .await;
+    }
+    assert_eq!(comm.links_tracked(), 2);
+    clock.advance(super::LINK_IDLE);
+    comm.evict_idle(Duration::from_secs(120));
+    assert_eq!(comm.links_tracked(), 1, "the open circuit is kept");
+    assert_eq!(comm.breaker_state(URL), BreakerState::Open);
+}

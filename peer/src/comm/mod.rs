@@ -73,7 +73,13 @@ impl Op {
 struct Link {
     negotiation: Negotiation,
     breaker: Breaker,
+    /// Clock time of the last call.
+    used: Duration,
 }
+
+/// A link unused this long is forgotten (unless its circuit is open), so
+/// peers that came and went do not accumulate.
+pub const LINK_IDLE: Duration = Duration::from_secs(30 * 60);
 
 pub struct Comm {
     own: Protocol,
@@ -146,6 +152,7 @@ impl Comm {
         Link {
             negotiation,
             breaker: Breaker::new(self.breaker_threshold, self.breaker_reset),
+            used: self.clock.now(),
         }
     }
 
@@ -184,6 +191,15 @@ impl Comm {
         self.links()
             .get(url)
             .map_or(self.own, |l| l.negotiation.current())
+    }
+
+    /// URLs whose circuit is open (one lock; no allocation when none is).
+    pub fn open_circuits(&self) -> Vec<String> {
+        self.links()
+            .iter()
+            .filter(|(_, l)| l.breaker.state() == BreakerState::Open)
+            .map(|(url, _)| url.clone())
+            .collect()
     }
 
     /// The circuit state for `url` (closed for peers never called).
@@ -254,6 +270,7 @@ impl Comm {
         let link = links
             .entry(url.to_owned())
             .or_insert_with(|| self.new_link(url));
+        link.used = now;
         let (admission, changed) = link.breaker.admit(now);
         let (protocol, reprobe) = link.negotiation.protocol(now);
         drop(links);
@@ -357,9 +374,19 @@ impl Comm {
             .record(EventKind::CircuitChanged, None, message);
     }
 
-    /// Closes pooled connections idle for `idle`.
+    /// Closes pooled connections idle for `idle`, and forgets links idle
+    /// for `LINK_IDLE` whose circuit is not open.
     pub fn evict_idle(&self, idle: Duration) -> usize {
+        let now = self.clock.now();
+        self.links().retain(|_, l| {
+            l.breaker.state() == BreakerState::Open || now.saturating_sub(l.used) < LINK_IDLE
+        });
         self.pool.evict_idle(idle, &self.m.metrics.comm)
+    }
+
+    /// Peer links remembered (negotiated protocol, breaker).
+    pub fn links_tracked(&self) -> usize {
+        self.links().len()
     }
 }
 

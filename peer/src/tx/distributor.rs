@@ -16,7 +16,6 @@ use super::net::{TxClients, max_message_bytes, worth_compressing};
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
 use crate::clock::now_ms;
-use crate::comm::breaker::BreakerState;
 use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
 use crate::discovery::Membership;
 use crate::discovery::membership::PeerRecord;
@@ -278,12 +277,13 @@ impl Distributor {
     /// Peers to gossip with: those that answer, with their URLs.
     /// Responsive peers whose circuit is not open.
     pub(super) fn live_peers(&self) -> Vec<PeerRef> {
+        let open = self.clients.comm.open_circuits();
         self.m
             .records()
             .into_iter()
             .filter(|p| p.responsive)
             .map(PeerRef::from)
-            .filter(|p| self.clients.comm.breaker_state(&p.url) != BreakerState::Open)
+            .filter(|p| !open.contains(&p.url))
             .collect()
     }
 

@@ -106,6 +106,10 @@ async fn operator_binary_reconciles_and_shuts_down_on_sigterm() {
         metrics.contains("sorcha_operator_certificate_not_after_timestamp_seconds"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("sorcha_operator_network_ready{namespace=\"ledger\",network=\"alpha\"}"),
+        "{metrics}"
+    );
 
     let pid = child.id().to_string();
     assert!(

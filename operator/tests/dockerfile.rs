@@ -43,7 +43,6 @@ fn dockerfile_copies_every_member_and_builds_both_binaries_for_a_non_root_user()
         assert!(docker.contains(&format!("--bin {bin}")), "{bin} is built");
         assert!(docker.contains(&format!("target/release/{bin}")), "{bin} is copied");
     }
-    assert!(docker.matches("\nFROM ").count() >= 1 && docker.starts_with("# syntax"));
     assert_eq!(docker.matches("FROM ").count(), 2, "multi-stage: build and runtime");
     let user = docker
         .lines()
@@ -51,9 +50,7 @@ fn dockerfile_copies_every_member_and_builds_both_binaries_for_a_non_root_user()
         .expect("a USER line");
     assert!(!user.contains(" 0") && !user.contains("root"), "{user}");
     assert!(docker.contains("ENTRYPOINT [\"sorcha-peer\"]"));
-    for port in ["5001", "8080"] {
-        assert!(docker.contains(&format!("EXPOSE 5001 8080")), "{port}");
-    }
+    assert!(docker.contains("EXPOSE 5001 8080"), "peer and operator ports");
     // The chart and operator run the same image by these names.
     let deploy = std::fs::read_to_string(
         repo_root().join("charts/sorcha-operator/templates/deployment.yaml"),

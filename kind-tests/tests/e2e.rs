@@ -67,9 +67,11 @@ async fn apply_example(c: &Cluster, nets: &Api<SorchaNetwork>) -> anyhow::Result
 }
 
 async fn wait_ready(nets: &Api<SorchaNetwork>, what: &str) -> anyhow::Result<()> {
-    wait_for(&format!("{what}: condition=Ready"), READY_TIMEOUT, || async {
-        Ok(is_ready(&nets.get(NETWORK).await?))
-    })
+    wait_for(
+        &format!("{what}: condition=Ready"),
+        READY_TIMEOUT,
+        || async { Ok(is_ready(&nets.get(NETWORK).await?)) },
+    )
     .await
 }
 
@@ -113,7 +115,10 @@ async fn wait_peer_count(c: &Cluster, n: i32) -> anyhow::Result<()> {
     let want: BTreeSet<String> = (0..n).map(|i| format!("{NETWORK}-{i}")).collect();
     wait_for(&format!("{n} Online peers"), READY_TIMEOUT, || async {
         let list = peers.list(&selector()).await?;
-        let names: BTreeSet<String> = list.iter().filter_map(|p| p.metadata.name.clone()).collect();
+        let names: BTreeSet<String> = list
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
         let online = list
             .iter()
             .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(PeerPhase::Online))
@@ -127,7 +132,9 @@ async fn wait_peer_count(c: &Cluster, n: i32) -> anyhow::Result<()> {
         Ok(if names == want && online == want.len() && ready == n {
             Ok(())
         } else {
-            Err(format!("peers {names:?}, {online} Online, {ready} pods ready"))
+            Err(format!(
+                "peers {names:?}, {online} Online, {ready} pods ready"
+            ))
         })
     })
     .await
@@ -174,9 +181,7 @@ async fn renew_certificates_without_offline(
         })
     };
 
-    let tls = |cert: &str, renew: &str| {
-        json!({"spec": {"tls": {"caValidity": "8760h", "certValidity": cert, "renewBefore": renew}}})
-    };
+    let tls = |cert: &str, renew: &str| json!({"spec": {"tls": {"caValidity": "8760h", "certValidity": cert, "renewBefore": renew}}});
     nets.patch(
         NETWORK,
         &PatchParams::default(),
@@ -244,8 +249,14 @@ async fn delete_and_expect_garbage_collection(
         Duration::from_secs(300),
         || async {
             let left = [
-                ("SorchaNetwork", nets.get_opt(NETWORK).await?.is_some() as usize),
-                ("StatefulSet", sts.get_opt(NETWORK).await?.is_some() as usize),
+                (
+                    "SorchaNetwork",
+                    nets.get_opt(NETWORK).await?.is_some() as usize,
+                ),
+                (
+                    "StatefulSet",
+                    sts.get_opt(NETWORK).await?.is_some() as usize,
+                ),
                 ("Service", svcs.list(&selector()).await?.items.len()),
                 ("ConfigMap", cms.list(&selector()).await?.items.len()),
                 ("Secret", secrets.list(&selector()).await?.items.len()),

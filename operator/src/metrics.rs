@@ -164,11 +164,23 @@ mod tests {
         };
         m.record_network("ns", "alpha", &st);
         let text = m.render();
-        assert!(text.contains("sorcha_operator_network_ready{namespace=\"ns\",network=\"alpha\"} 0"), "{text}");
-        assert!(text.contains("network=\"alpha\",phase=\"Offline\"} 1"), "{text}");
-        assert!(text.contains("network=\"alpha\",phase=\"Online\"} 2"), "{text}");
+        assert!(
+            text.contains("sorcha_operator_network_ready{namespace=\"ns\",network=\"alpha\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("network=\"alpha\",phase=\"Offline\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("network=\"alpha\",phase=\"Online\"} 2"),
+            "{text}"
+        );
         st.conditions[0].status = "True".into();
         m.record_network("ns", "alpha", &st);
-        assert!(m.render().contains("sorcha_operator_network_ready{namespace=\"ns\",network=\"alpha\"} 1"));
+        assert!(
+            m.render()
+                .contains("sorcha_operator_network_ready{namespace=\"ns\",network=\"alpha\"} 1")
+        );
     }
 }

@@ -41,16 +41,26 @@ fn dockerfile_copies_every_member_and_builds_both_binaries_for_a_non_root_user()
     assert!(docker.contains("cargo build --release --locked"));
     for bin in ["sorcha-peer", "sorcha-operator"] {
         assert!(docker.contains(&format!("--bin {bin}")), "{bin} is built");
-        assert!(docker.contains(&format!("target/release/{bin}")), "{bin} is copied");
+        assert!(
+            docker.contains(&format!("target/release/{bin}")),
+            "{bin} is copied"
+        );
     }
-    assert_eq!(docker.matches("FROM ").count(), 2, "multi-stage: build and runtime");
+    assert_eq!(
+        docker.matches("FROM ").count(),
+        2,
+        "multi-stage: build and runtime"
+    );
     let user = docker
         .lines()
         .rfind(|l| l.starts_with("USER "))
         .expect("a USER line");
     assert!(!user.contains(" 0") && !user.contains("root"), "{user}");
     assert!(docker.contains("ENTRYPOINT [\"sorcha-peer\"]"));
-    assert!(docker.contains("EXPOSE 5001 8080"), "peer and operator ports");
+    assert!(
+        docker.contains("EXPOSE 5001 8080"),
+        "peer and operator ports"
+    );
     // The chart and operator run the same image by these names.
     let deploy = std::fs::read_to_string(
         repo_root().join("charts/sorcha-operator/templates/deployment.yaml"),

@@ -126,7 +126,10 @@ fn example_resources_deserialize_and_build() {
     let peer_container = &pod["containers"][0];
     for m in app["volumeMounts"].as_array().unwrap() {
         let name = m["name"].as_str().unwrap();
-        assert!(volumes.contains(&name), "the sidecar mounts {name}, which the pod lacks");
+        assert!(
+            volumes.contains(&name),
+            "the sidecar mounts {name}, which the pod lacks"
+        );
         let peer_path = peer_container["volumeMounts"]
             .as_array()
             .unwrap()

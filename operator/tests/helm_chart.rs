@@ -175,7 +175,10 @@ fn a_value_typo_is_rejected_naming_it() {
         ("rbac.scope=namespace", "/rbac/scope"),
     ] {
         let err = render(&helm, &["--set", typo]).expect_err(typo);
-        assert!(err.contains(name), "--set {typo}: the error names {name}:\n{err}");
+        assert!(
+            err.contains(name),
+            "--set {typo}: the error names {name}:\n{err}"
+        );
     }
     let err = render(&helm, &["--set", "rbac.scope=namespaced"]).expect_err("no namespaces");
     assert!(err.contains("watchNamespaces"), "{err}");
@@ -220,7 +223,10 @@ fn values_schema_is_closed_at_every_object_level() {
     }
     let mut open = Vec::new();
     walk(&schema, String::new(), &passthrough, &mut open);
-    assert!(open.is_empty(), "object levels without additionalProperties: false: {open:?}");
+    assert!(
+        open.is_empty(),
+        "object levels without additionalProperties: false: {open:?}"
+    );
     // And every key of values.yaml is declared.
     let values = &yaml_docs(&std::fs::read_to_string(chart().join("values.yaml")).unwrap())[0];
     fn declared(v: &Value, s: &Value, at: &str) {
@@ -282,13 +288,16 @@ fn leader_election_is_on_exactly_when_more_than_one_replica() {
     let single = render_docs(&helm, &[]);
     assert!(operator_args(&single).contains(&"--lease-name=".to_owned()));
     assert_eq!(
-        one(&single, "Deployment")["spec"]["strategy"]["type"], "Recreate",
+        one(&single, "Deployment")["spec"]["strategy"]["type"],
+        "Recreate",
         "one unelected operator never overlaps its replacement"
     );
-    assert!(!find(&single, "Role").iter().any(|r| r["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .ends_with("leader-election")));
+    assert!(!find(&single, "Role").iter().any(|r| {
+        r["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("leader-election")
+    }));
 
     let two = render_docs(&helm, &["--set", "replicaCount=2"]);
     assert_eq!(one(&two, "Deployment")["spec"]["replicas"], 2);
@@ -335,7 +344,11 @@ fn namespaced_mode_grants_roles_only_in_listed_namespaces() {
         assert_eq!(cr["rules"][0]["verbs"][0], "get");
     }
     let cluster = render_docs(&helm, &[]);
-    assert!(!operator_args(&cluster).iter().any(|a| a.starts_with("--namespaces")));
+    assert!(
+        !operator_args(&cluster)
+            .iter()
+            .any(|a| a.starts_with("--namespaces"))
+    );
 }
 
 /// `(api group, resource)` of each kind the controller touches. A new kind in
@@ -391,7 +404,10 @@ fn rbac_covers_every_kind_the_controller_touches() {
     }
     // Dynamic objects: the prometheus-operator monitors.
     kinds.extend(["ServiceMonitor".to_owned(), "PodMonitor".to_owned()]);
-    assert!(kinds.contains("StatefulSet") && kinds.contains("Secret"), "{kinds:?}");
+    assert!(
+        kinds.contains("StatefulSet") && kinds.contains("Secret"),
+        "{kinds:?}"
+    );
 
     let docs = render_docs(&helm, &["--set", "replicaCount=2"]);
     let mut rules: Vec<&Value> = Vec::new();
@@ -413,7 +429,10 @@ fn rbac_covers_every_kind_the_controller_touches() {
     }
     for (res, verbs) in [
         ("sorchanetworks", &["list", "watch", "patch"][..]),
-        ("sorchapeers", &["list", "watch", "create", "patch", "delete"]),
+        (
+            "sorchapeers",
+            &["list", "watch", "create", "patch", "delete"],
+        ),
         ("sorchanetworks/status", &["patch"]),
     ] {
         for v in verbs {
@@ -514,7 +533,10 @@ fn alerts_and_dashboard_use_exported_metrics_and_rules_pass_promtool() {
             "{name} is used by an alert or the dashboard but exported by neither the peer nor the operator"
         );
     }
-    assert!(rules_text.contains(&(7 * 86_400).to_string()), "7-day expiry window");
+    assert!(
+        rules_text.contains(&(7 * 86_400).to_string()),
+        "7-day expiry window"
+    );
 
     let Some(promtool) = tool("promtool") else {
         return;
@@ -527,7 +549,11 @@ fn alerts_and_dashboard_use_exported_metrics_and_rules_pass_promtool() {
         .arg(&f)
         .output()
         .unwrap();
-    assert!(out.status.success(), "promtool:\n{}", stdout_and_stderr(&out));
+    assert!(
+        out.status.success(),
+        "promtool:\n{}",
+        stdout_and_stderr(&out)
+    );
 }
 
 #[test]
@@ -538,9 +564,15 @@ fn monitors_select_the_metrics_service_and_honor_the_network_label() {
     let svc = one(&docs, "Service");
     let sm = one(&docs, "ServiceMonitor");
     for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&svc["metadata"]["labels"][k], v, "ServiceMonitor selects the Service");
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "ServiceMonitor selects the Service"
+        );
     }
-    assert_eq!(sm["spec"]["endpoints"][0]["port"], svc["spec"]["ports"][0]["name"]);
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["port"],
+        svc["spec"]["ports"][0]["name"]
+    );
     assert_eq!(sm["metadata"]["labels"]["release"], "prom");
     let pm = one(&docs, "PodMonitor");
     assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["honorLabels"], true);
@@ -549,7 +581,14 @@ fn monitors_select_the_metrics_service_and_honor_the_network_label() {
     let np = one(&docs, "NetworkPolicy");
     assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
     let defaults = render_docs(&helm, &[]);
-    for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"] {
+    for kind in [
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ConfigMap",
+    ] {
         assert!(find(&defaults, kind).is_empty(), "{kind} is off by default");
     }
 }
@@ -564,12 +603,23 @@ fn helm_test_hook_waits_for_a_small_tls_network_to_be_ready() {
         assert_eq!(o["metadata"]["annotations"]["helm.sh/hook"], "test");
     }
     assert_eq!(net["spec"]["replicas"], 1);
-    assert!(net["spec"].get("tls").is_none(), "TLS stays at the operator's default (on)");
+    assert!(
+        net["spec"].get("tls").is_none(),
+        "TLS stays at the operator's default (on)"
+    );
     assert_eq!(net["spec"]["image"], "ghcr.io/sorcha/sorcha-peer:0.1.0");
     let c = &pod["spec"]["containers"][0];
     assert_eq!(c["image"], "registry.k8s.io/kubectl:v1.33.0");
-    let args: Vec<_> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<_> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert!(args.contains(&"--for=condition=Ready"), "{args:?}");
-    let target = format!("sorchanetwork/{}", net["metadata"]["name"].as_str().unwrap());
+    let target = format!(
+        "sorchanetwork/{}",
+        net["metadata"]["name"].as_str().unwrap()
+    );
     assert!(args.contains(&target.as_str()), "{args:?}");
 }

@@ -167,14 +167,19 @@ async fn namespace_scoped_operator_reconciles_only_listed_namespaces() {
     child.wait().unwrap();
     let writes = fake.take_writes();
     assert!(
-        writes.iter().any(|w| w.contains(&format!("/namespaces/{NS}/"))),
+        writes
+            .iter()
+            .any(|w| w.contains(&format!("/namespaces/{NS}/"))),
         "{writes:?}"
     );
     assert!(
         !writes.iter().any(|w| w.contains("/namespaces/elsewhere/")),
         "an unlisted namespace was written to: {writes:?}"
     );
-    assert!(fake.get("apps/v1", "statefulsets", "elsewhere", "alpha").is_none());
+    assert!(
+        fake.get("apps/v1", "statefulsets", "elsewhere", "alpha")
+            .is_none()
+    );
 }
 
 #[test]

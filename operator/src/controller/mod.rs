@@ -137,7 +137,12 @@ pub async fn run(client: Client, cfg: RunConfig) -> anyhow::Result<()> {
     };
     futures::future::join_all(scopes.into_iter().map(|ns| {
         info!(namespace = ns.as_deref().unwrap_or("<all>"), "watching");
-        watch_scope(client.clone(), ns, ctx.clone(), (shutdown.clone(), stop.clone()))
+        watch_scope(
+            client.clone(),
+            ns,
+            ctx.clone(),
+            (shutdown.clone(), stop.clone()),
+        )
     }))
     .await;
     shutdown.cancel();

@@ -33,6 +33,34 @@ struct Args {
     /// This replica's identity in the Lease; defaults to POD_NAME.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Watch only these namespaces (comma-separated), so the operator needs
+    /// Roles there instead of a ClusterRole; empty watches every namespace.
+    #[arg(
+        long,
+        env = "SORCHA_OPERATOR_NAMESPACES",
+        value_delimiter = ',',
+        value_parser = parse_namespace
+    )]
+    namespaces: Vec<String>,
+}
+
+/// A namespace name is a DNS-1123 label; a typo here would otherwise watch
+/// a namespace that never exists.
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
 }
 
 #[tokio::main]
@@ -60,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
             metrics_addr: args.metrics_addr,
             cluster_domain: args.cluster_domain,
             lease,
+            namespaces: args.namespaces,
         },
     )
     .await

@@ -106,6 +106,10 @@ async fn operator_binary_reconciles_and_shuts_down_on_sigterm() {
         metrics.contains("sorcha_operator_certificate_not_after_timestamp_seconds"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("sorcha_operator_network_ready{namespace=\"ledger\",network=\"alpha\"}"),
+        "{metrics}"
+    );
 
     let pid = child.id().to_string();
     assert!(
@@ -127,4 +131,67 @@ async fn operator_binary_reconciles_and_shuts_down_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_scoped_operator_reconciles_only_listed_namespaces() {
+    let fake = FakeApi::default();
+    for ns in [NS, "elsewhere"] {
+        fake.put(
+            GV,
+            "sorchanetworks",
+            Some(ns),
+            json!({"apiVersion": GV, "kind": "SorchaNetwork",
+                   "metadata": {"name": "alpha", "namespace": ns},
+                   "spec": {"replicas": 1, "image": "ghcr.io/sorcha/sorcha-peer:0.1.0"}}),
+        );
+    }
+    let server = fake.serve_http().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sorcha-operator"))
+        .args(["--metrics-addr", "127.0.0.1:0", "--lease-name", ""])
+        .args(["--namespaces", &format!("{NS},spare")])
+        .env("KUBECONFIG", kubeconfig(dir.path(), &server))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_for("the listed namespace's status", || {
+        fake.get(GV, "sorchanetworks", NS, "alpha")
+            .is_some_and(|n| n["status"]["observedGeneration"] == 1)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let writes = fake.take_writes();
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.contains(&format!("/namespaces/{NS}/"))),
+        "{writes:?}"
+    );
+    assert!(
+        !writes.iter().any(|w| w.contains("/namespaces/elsewhere/")),
+        "an unlisted namespace was written to: {writes:?}"
+    );
+    assert!(
+        fake.get("apps/v1", "statefulsets", "elsewhere", "alpha")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_malformed_namespace_list_is_rejected_naming_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sorcha-operator"))
+        .args(["--namespaces", "ledger,Bad_Name"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--namespaces") && err.contains("Bad_Name"),
+        "{err}"
+    );
 }

@@ -429,7 +429,7 @@ async fn run_refuses_to_start_without_crds() {
         .unwrap()
         .missing
         .insert(format!("{GV}/sorchanetworks"));
-    let err = sorcha_operator::controller::check_crds(&h.ctx.client)
+    let err = sorcha_operator::controller::check_crds(&h.ctx.client, None)
         .await
         .unwrap_err();
     assert!(

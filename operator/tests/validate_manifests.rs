@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
+mod tools;
 use common::samples::{network, samples};
+use tools::{check_custom_resources, monitor_validator, run_monitor_validator, tool};
 
 use jiff::Timestamp;
 use kube::CustomResourceExt;
@@ -17,25 +19,6 @@ use sorcha_operator::controller::lease::{LeaseConfig, lease_object};
 use sorcha_operator::crd::{SorchaNetwork, SorchaPeer};
 use sorcha_operator::pki::{self, CaSet, PkiInput};
 use sorcha_operator::resources::{self, Net};
-
-/// Without the tool: a failure under CI=true, else a notice and a pass.
-fn missing(what: &str) {
-    let msg = format!("{what} not found; install it with scripts/install-test-deps");
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("SKIPPED: {msg}");
-}
-
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|f| f.is_file())
-    });
-    if found.is_none() {
-        missing(name);
-    }
-    found
-}
 
 fn to_value<T: serde::Serialize>(o: &T) -> Value {
     serde_json::to_value(o).unwrap()
@@ -168,44 +151,8 @@ fn every_builtin_manifest_and_crd_validates_against_kubernetes_1_33() {
     );
 }
 
-/// Custom resources are checked against the CRD's own openAPIV3Schema by
-/// Python's jsonschema (installed with kubernetes-validate), with unknown
-/// fields rejected the way `kubectl --validate=strict` would.
-const CHECK_CR: &str = r#"
-import json, sys, jsonschema
-def strict(s):
-    if isinstance(s, dict):
-        if s.get("type") == "object" and "properties" in s and "additionalProperties" not in s \
-           and not s.get("x-kubernetes-preserve-unknown-fields"):
-            s["additionalProperties"] = False
-        for v in s.values(): strict(v)
-    elif isinstance(s, list):
-        for v in s: strict(v)
-cases = json.load(open(sys.argv[1]))
-bad = 0
-for c in cases:
-    schema = c["schema"]; strict(schema)
-    schema["properties"]["apiVersion"] = {"type": "string"}
-    schema["properties"]["kind"] = {"type": "string"}
-    schema["properties"]["metadata"] = {"type": "object"}
-    for e in jsonschema.Draft7Validator(schema).iter_errors(c["object"]):
-        bad += 1
-        print(c["object"]["kind"], list(e.absolute_path), e.message)
-sys.exit(1 if bad else 0)
-"#;
-
 #[test]
 fn sample_custom_resources_validate_against_generated_crds() {
-    let Some(py) = tool("python3") else { return };
-    if Command::new(&py)
-        .args(["-c", "import jsonschema"])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        missing("the Python jsonschema module (installed with kubernetes-validate)");
-        return;
-    }
     let schema_of = |crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
         to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema)
     };
@@ -234,54 +181,12 @@ fn sample_custom_resources_validate_against_generated_crds() {
         standalone["spec"]["standalone"]["replicas"] = json!(1);
         cases.push(json!({"schema": peer_schema, "object": standalone}));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("cases.json");
-    std::fs::write(&f, serde_json::to_vec(&cases).unwrap()).unwrap();
-    let out = Command::new(py)
-        .args(["-c", CHECK_CR])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "custom resources do not match their CRD:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The prometheus-operator schemas (node + the npm package pinned in
-/// `operator/tests/monitoring/`), or `None` with the usual notice.
-fn monitor_validator() -> Option<(PathBuf, PathBuf)> {
-    let node = tool("node")?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/monitoring");
-    if !dir
-        .join("node_modules/@kubernetes-models/prometheus-operator")
-        .is_dir()
-    {
-        missing("the prometheus-operator schemas (operator/tests/monitoring/node_modules)");
-        return None;
-    }
-    Some((node, dir.join("validate.mjs")))
-}
-
-fn run_monitor_validator(node: &Path, script: &Path, files: &[PathBuf]) -> (bool, String) {
-    let out = Command::new(node)
-        .arg(script)
-        .args(files)
-        .output()
-        .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    check_custom_resources(&cases);
 }
 
 #[test]
 fn service_and_pod_monitors_validate_against_prometheus_operator_schemas() {
-    let Some((node, script)) = monitor_validator() else {
+    let Some(validator) = monitor_validator() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -303,7 +208,7 @@ fn service_and_pod_monitors_validate_against_prometheus_operator_schemas() {
         "a ServiceMonitor and a PodMonitor, TLS on and off"
     );
     let files = write_all(dir.path(), &objs);
-    let (ok, text) = run_monitor_validator(&node, &script, &files);
+    let (ok, text) = run_monitor_validator(&validator, &files);
     assert!(ok, "prometheus-operator schema validation failed:\n{text}");
 
     // The validator itself rejects a broken monitor (it is not a no-op).
@@ -311,6 +216,6 @@ fn service_and_pod_monitors_validate_against_prometheus_operator_schemas() {
     broken["spec"]["endpoints"][0]["interval"] = json!("every 15 seconds");
     let bad = dir.path().join("broken.json");
     std::fs::write(&bad, broken.to_string()).unwrap();
-    let (ok, text) = run_monitor_validator(&node, &script, &[bad]);
+    let (ok, text) = run_monitor_validator(&validator, &[bad]);
     assert!(!ok && text.contains("interval"), "{text}");
 }

@@ -40,6 +40,7 @@ async fn watch_events_trigger_reconciles() {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             cluster_domain: "cluster.local".into(),
             lease: None,
+            namespaces: Vec::new(),
         },
     ));
 

@@ -1,5 +1,7 @@
 //! Prints the CRDs as one multi-document YAML stream, or with `--out DIR`
-//! writes one file per CRD (what `crds/` holds).
+//! (repeatable) writes one file per CRD into each DIR: `crds/` and the Helm
+//! chart's copy, which must live inside the chart because Helm cannot read
+//! files outside it.
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -7,24 +9,27 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "Generate the sorcha.dev CustomResourceDefinitions")]
 struct Args {
-    /// Directory to write one YAML file per CRD into (e.g. `crds`).
+    /// Directory to write one YAML file per CRD into (e.g. `crds`); may be
+    /// given more than once.
     #[arg(long)]
-    out: Option<PathBuf>,
+    out: Vec<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let crds = sorcha_operator::crd::crd_yaml();
-    match args.out {
-        Some(dir) => {
-            std::fs::create_dir_all(&dir)?;
-            for (file, yaml) in crds {
-                let path = dir.join(file);
-                std::fs::write(&path, yaml)?;
-                eprintln!("wrote {}", path.display());
+    match args.out.as_slice() {
+        [_, ..] => {
+            for dir in &args.out {
+                std::fs::create_dir_all(dir)?;
+                for (file, yaml) in &crds {
+                    let path = dir.join(file);
+                    std::fs::write(&path, yaml)?;
+                    eprintln!("wrote {}", path.display());
+                }
             }
         }
-        None => {
+        [] => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             for (_, yaml) in crds {

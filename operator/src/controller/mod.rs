@@ -41,15 +41,16 @@ pub fn error_policy(_obj: Arc<SorchaNetwork>, error: &Error, ctx: Arc<Context>) 
 
 /// Fails with a clear message when the CRDs are missing, instead of a
 /// controller that silently watches nothing.
-pub async fn check_crds(client: &Client) -> Result<()> {
+/// `ns` is where a namespace-scoped operator may list.
+pub async fn check_crds(client: &Client, ns: Option<&str>) -> Result<()> {
     let probe = ListParams::default().limit(1);
-    let nets: Api<SorchaNetwork> = Api::all(client.clone());
+    let nets: Api<SorchaNetwork> = scoped(client, ns);
     if let Err(kube::Error::Api(s)) = nets.list(&probe).await
         && s.code == 404
     {
         return Err(Error::CrdNotInstalled(SorchaNetwork::crd_name().into()));
     }
-    let peers: Api<SorchaPeer> = Api::all(client.clone());
+    let peers: Api<SorchaPeer> = scoped(client, ns);
     if let Err(kube::Error::Api(s)) = peers.list(&probe).await
         && s.code == 404
     {
@@ -63,6 +64,8 @@ pub struct RunConfig {
     pub cluster_domain: String,
     /// `None`: no leader election (a single replica).
     pub lease: Option<lease::LeaseConfig>,
+    /// Namespaces to watch; empty watches the whole cluster.
+    pub namespaces: Vec<String>,
 }
 
 async fn serve_http(
@@ -101,7 +104,7 @@ async fn signal(shutdown: CancellationToken) {
 
 /// Runs the operator until SIGTERM/Ctrl-C (or loss of leadership).
 pub async fn run(client: Client, cfg: RunConfig) -> anyhow::Result<()> {
-    check_crds(&client).await?;
+    check_crds(&client, cfg.namespaces.first().map(String::as_str)).await?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     tokio::spawn(signal(shutdown.clone()));
@@ -127,28 +130,71 @@ pub async fn run(client: Client, cfg: RunConfig) -> anyhow::Result<()> {
         clock,
         &cfg.cluster_domain,
     ));
-    let stopping = {
-        let (sd, lost) = (shutdown.clone(), stop.clone());
-        move || {
-            let (sd, lost) = (sd.clone(), lost.clone());
-            async move {
-                tokio::select! {
-                    () = sd.cancelled() => {}
-                    () = lost.cancelled() => {}
-                }
+    let scopes: Vec<Option<String>> = if cfg.namespaces.is_empty() {
+        vec![None]
+    } else {
+        cfg.namespaces.iter().cloned().map(Some).collect()
+    };
+    futures::future::join_all(scopes.into_iter().map(|ns| {
+        info!(namespace = ns.as_deref().unwrap_or("<all>"), "watching");
+        watch_scope(
+            client.clone(),
+            ns,
+            ctx.clone(),
+            (shutdown.clone(), stop.clone()),
+        )
+    }))
+    .await;
+    shutdown.cancel();
+    server.await??;
+    if stop.is_cancelled() {
+        anyhow::bail!("lost leadership");
+    }
+    Ok(())
+}
+
+/// `Api::all`, or the namespace's when the operator is namespace-scoped.
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Both controllers over one scope: every namespace (`None`) or one.
+/// Namespace-scoped mode runs one pair per listed namespace so the
+/// operator needs only Roles there, never cluster-wide list/watch.
+async fn watch_scope(
+    client: Client,
+    ns: Option<String>,
+    ctx: Arc<Context>,
+    (shutdown, lost): (CancellationToken, CancellationToken),
+) {
+    let ns = ns.as_deref();
+    // Either a shutdown request or a lost Lease stops both controllers.
+    let stopping = move || {
+        let (sd, lost) = (shutdown.clone(), lost.clone());
+        async move {
+            tokio::select! {
+                () = sd.cancelled() => {}
+                () = lost.cancelled() => {}
             }
         }
     };
-    let nets: Api<SorchaNetwork> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
+    let nets: Api<SorchaNetwork> = scoped(&client, ns);
+    let pods: Api<Pod> = scoped(&client, ns);
     let pod_cfg = watcher::Config::default().labels("app.kubernetes.io/name=sorcha-peer");
     let networks = Controller::new(nets, watcher::Config::default())
         .owns(
-            Api::<StatefulSet>::all(client.clone()),
+            scoped::<StatefulSet>(&client, ns),
             watcher::Config::default(),
         )
         .owns(
-            Api::<SorchaPeer>::all(client.clone()),
+            scoped::<SorchaPeer>(&client, ns),
             watcher::Config::default(),
         )
         // Pods belong to the StatefulSet, not the network: map them by label
@@ -166,7 +212,7 @@ pub async fn run(client: Client, cfg: RunConfig) -> anyhow::Result<()> {
         // A standalone peer's status lives on the SorchaPeer that owns the
         // network: its changes must reach the network too.
         .watches(
-            Api::<SorchaPeer>::all(client.clone()),
+            scoped::<SorchaPeer>(&client, ns),
             watcher::Config::default(),
             |p: SorchaPeer| {
                 p.spec.standalone.as_ref()?;
@@ -184,11 +230,11 @@ pub async fn run(client: Client, cfg: RunConfig) -> anyhow::Result<()> {
             }
         });
     let standalone = Controller::new(
-        Api::<SorchaPeer>::all(client.clone()),
+        scoped::<SorchaPeer>(&client, ns),
         watcher::Config::default(),
     )
     .owns(
-        Api::<SorchaNetwork>::all(client.clone()),
+        scoped::<SorchaNetwork>(&client, ns),
         watcher::Config::default(),
     )
     .graceful_shutdown_on(stopping())
@@ -199,10 +245,4 @@ pub async fn run(client: Client, cfg: RunConfig) -> anyhow::Result<()> {
         }
     });
     futures::join!(networks, standalone);
-    shutdown.cancel();
-    server.await??;
-    if stop.is_cancelled() {
-        anyhow::bail!("lost leadership");
-    }
-    Ok(())
 }

@@ -66,6 +66,8 @@ async fn publish(ctx: &Context, obj: &SorchaNetwork, type_: EventType, reason: &
 }
 
 async fn write_status(ctx: &Context, obj: &SorchaNetwork, new: SorchaNetworkStatus) -> Result<()> {
+    ctx.metrics
+        .record_network(&obj.namespace().unwrap_or_default(), &obj.name_any(), &new);
     if obj
         .status
         .as_ref()

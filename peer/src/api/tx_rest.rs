@@ -12,8 +12,10 @@ use axum::{Json, Router};
 use serde_json::json;
 use sorcha_proto::transaction::{CompactNotification, NotificationAck, TransactionNotification};
 
+use super::guard::Gate;
 use super::rest::ApiError;
 use crate::Error;
+use crate::security::{Action, RequestCost};
 use crate::tx::distributor::Distributor;
 use crate::tx::store::parse_hex;
 
@@ -47,6 +49,26 @@ impl From<Error> for ApiError {
 
 async fn submit(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let started = std::time::Instant::now();
+    let size = body.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+    let a = gate.admit(
+        None,
+        Action::Submit,
+        RequestCost {
+            bytes: size,
+            transactions: 1,
+        },
+    )?;
+    let r = submit_body(&d, body).await;
+    gate.guard.finish_rest(&a, started, &r);
+    r.map_err(IntoResponse::into_response)
+}
+
+async fn submit_body(
+    d: &Arc<Distributor>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
@@ -78,8 +100,17 @@ async fn submit(
 
 async fn fetch(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
     Path(hash): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Response> {
+    let started = std::time::Instant::now();
+    let a = gate.admit(None, Action::Fetch, RequestCost::default())?;
+    let r = fetch_hash(&d, &hash);
+    gate.guard.finish_rest(&a, started, &r);
+    r.map_err(IntoResponse::into_response)
+}
+
+fn fetch_hash(d: &Distributor, hash: &str) -> Result<Response, ApiError> {
     let h = parse_hex(&hash).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,
@@ -99,9 +130,25 @@ async fn fetch(
 
 async fn notify(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
     body: Result<Json<TransactionNotification>, JsonRejection>,
+) -> Result<Json<NotificationAck>, Response> {
+    let started = std::time::Instant::now();
+    let Json(n) = body.map_err(|e| ApiError::from(e).into_response())?;
+    let cost = RequestCost {
+        bytes: prost::Message::encoded_len(&n) as u64,
+        transactions: 0,
+    };
+    let a = gate.admit(Some(&n.sender_peer_id), Action::Distribute, cost)?;
+    let r = notify_one(&d, n);
+    gate.guard.finish_rest(&a, started, &r);
+    r.map_err(IntoResponse::into_response)
+}
+
+fn notify_one(
+    d: &Arc<Distributor>,
+    n: TransactionNotification,
 ) -> Result<Json<NotificationAck>, ApiError> {
-    let Json(n) = body?;
     let hash = parse_hex(&n.transaction_hash).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,

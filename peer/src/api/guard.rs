@@ -297,3 +297,137 @@ impl<S: Send + Sync> FromRequestParts<S> for Gate {
         Ok(Gate { guard, caller })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::membership::{Capabilities, PeerDescription};
+    use crate::security::PeerCertificate;
+    use crate::security::test_pki::Ca;
+
+    fn guard(dir: &std::path::Path) -> Guard {
+        let me = PeerDescription {
+            peer_id: "self".into(),
+            address: "127.0.0.1".into(),
+            port: 1,
+            supported_protocols: vec![],
+            last_seen: 0,
+            capabilities: Capabilities::default(),
+        };
+        let cfg = PeerServiceConfig::default();
+        let store = crate::store::Store::open(dir).unwrap();
+        let m = Arc::new(Membership::new(me, cfg.peer_discovery.clone(), store).unwrap());
+        Guard::from_config(&cfg, m)
+    }
+
+    fn caller(peer_id: &str) -> Caller {
+        let leaf = Ca::new("guard").leaf(peer_id).issue();
+        Caller {
+            remote: "127.0.0.1:4000".parse().unwrap(),
+            certificate: Some(Arc::new(PeerCertificate::from_der(&leaf.der).unwrap())),
+        }
+    }
+
+    #[test]
+    fn a_claim_contradicting_the_client_certificate_is_permission_denied_with_both_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = guard(dir.path());
+        let c = caller("node-a");
+        let r = g
+            .admit(
+                Some(&c),
+                Some("node-b"),
+                Action::Distribute,
+                RequestCost::default(),
+            )
+            .unwrap_err();
+        let s = status(&r);
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert!(
+            s.message().contains("\"node-b\"") && s.message().contains("\"node-a\""),
+            "{}",
+            s.message()
+        );
+        let resp = rest_response(&r);
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let metrics = &g.m.metrics;
+        assert_eq!(
+            metrics
+                .peer_refusals
+                .with_label_values(&["peer_id_mismatch"])
+                .get(),
+            1
+        );
+        let events = g.m.events.recent(10);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::PeerRefused && e.message.contains("peer_id_mismatch")),
+            "{events:?}"
+        );
+        // The certificate's own id, claimed or not, is admitted and is the
+        // identity limits and bans are kept under, even on loopback.
+        let a = g
+            .admit(
+                Some(&c),
+                Some("node-a"),
+                Action::Distribute,
+                RequestCost::default(),
+            )
+            .unwrap();
+        assert_eq!(a.key(), "node-a");
+        assert!(!a.local);
+        let a = g
+            .admit(Some(&c), None, Action::Fetch, RequestCost::default())
+            .unwrap();
+        assert_eq!(a.key(), "node-a");
+    }
+
+    #[test]
+    fn refusal_events_are_rate_limited_but_every_refusal_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = guard(dir.path());
+        let c = caller("node-a");
+        for _ in 0..50 {
+            let _ = g.admit(Some(&c), Some("x"), Action::Fetch, RequestCost::default());
+        }
+        let counted =
+            g.m.metrics
+                .peer_refusals
+                .with_label_values(&["peer_id_mismatch"])
+                .get();
+        assert_eq!(counted, 50);
+        let events =
+            g.m.events
+                .recent(100)
+                .into_iter()
+                .filter(|e| e.kind == EventKind::PeerRefused)
+                .count();
+        assert_eq!(events, 1);
+    }
+
+    #[test]
+    fn throttled_callers_get_retry_after_in_grpc_metadata_and_http_headers() {
+        let exceeded = crate::security::LimitExceeded {
+            kind: crate::security::LimitKind::Bytes,
+            per_minute: 10,
+            retry_after: Some(Duration::from_millis(1500)),
+        };
+        let r = Refusal::Limited {
+            peer: "p".into(),
+            exceeded,
+            ban: None,
+        };
+        let s = status(&r);
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(s.metadata().get("retry-after").unwrap(), "2");
+        let resp = rest_response(&r);
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[RETRY_AFTER], "2");
+        let r = Refusal::NotBootstrap {
+            own: PeerRole::Full,
+        };
+        assert_eq!(status(&r).code(), Code::FailedPrecondition);
+        assert_eq!(rest_response(&r).status(), StatusCode::PRECONDITION_FAILED);
+    }
+}

@@ -138,6 +138,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         &cfg,
         membership.clone(),
     ));
+    distributor.set_peer_observer(guard.clone());
     let app = crate::api::router(
         membership.clone(),
         distributor.clone(),

@@ -408,3 +408,49 @@ async fn only_bootstrap_nodes_accept_registrations() {
         n.shutdown().await;
     }
 }
+
+/// A peer that serves transactions not matching their hash loses
+/// reputation at the receiver (an invalid message each time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_corrupt_transactions_is_scored_as_sending_invalid_messages() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let streams = |cfg: &mut PeerServiceConfig| {
+        quiet(cfg);
+        cfg.transaction_distribution.streaming_threshold = 64 * 1024;
+    };
+    let mut cfg = mk_config(dirs[0].path(), &[]);
+    streams(&mut cfg);
+    let receiver = start(cfg).await;
+    let fault = sorcha_peer::node::StreamCorruption::default();
+    let mut cfg = mk_config(dirs[1].path(), &[receiver.url()]);
+    streams(&mut cfg);
+    let faults = sorcha_peer::node::Faults {
+        corrupt_streams: Some(fault.clone()),
+        ..Default::default()
+    };
+    let bad = sorcha_peer::node::start_with(cfg, faults).await.unwrap();
+    wait_for("the two peers to know each other", LIMIT, || {
+        receiver.membership.counts().1 == 1 && bad.membership.counts().1 == 1
+    })
+    .await;
+    bad.distributor
+        .submit(payload(9000, 200_000))
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/api/v1/peers/{}/reputation",
+        receiver.url(),
+        bad.node_id()
+    );
+    let mut invalid = 0;
+    let started = std::time::Instant::now();
+    while invalid == 0 {
+        assert!(started.elapsed() < LIMIT, "no invalid message recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rep: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        invalid = rep["invalid_messages"].as_u64().unwrap();
+    }
+    assert!(fault.served.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    bad.shutdown().await;
+    receiver.shutdown().await;
+}

@@ -218,6 +218,14 @@ impl Guard {
     }
 }
 
+impl crate::security::PeerObserver for Guard {
+    fn observe_peer(&self, peer: &str, obs: Observation) {
+        if let Some(ban) = self.policy.reputation.record(peer, obs) {
+            self.banned(peer, &ban);
+        }
+    }
+}
+
 /// The caller policy's verdict as a gRPC status; a throttled caller gets
 /// `retry-after` (seconds) in the metadata too.
 pub fn status(r: &Refusal) -> Status {
@@ -255,6 +263,28 @@ pub fn rest_response(r: &Refusal) -> Response {
     resp
 }
 
+/// What a peer-facing REST handler fails with: a policy refusal or an
+/// ordinary API error.
+pub enum PeerError {
+    Refused(Box<Refusal>),
+    Api(ApiError),
+}
+
+impl From<ApiError> for PeerError {
+    fn from(e: ApiError) -> Self {
+        PeerError::Api(e)
+    }
+}
+
+impl IntoResponse for PeerError {
+    fn into_response(self) -> Response {
+        match self {
+            PeerError::Refused(r) => rest_response(&r),
+            PeerError::Api(e) => e.into_response(),
+        }
+    }
+}
+
 /// Extractor for REST handlers: the guard (an `Extension` on the router)
 /// and the caller (`ConnectInfo`, absent only when a router is served
 /// without it).
@@ -269,10 +299,10 @@ impl Gate {
         claimed: Option<&str>,
         action: Action,
         cost: RequestCost,
-    ) -> Result<Admission, Response> {
+    ) -> Result<Admission, PeerError> {
         self.guard
             .admit(self.caller.as_ref(), claimed, action, cost)
-            .map_err(|r| rest_response(&r))
+            .map_err(|r| PeerError::Refused(Box::new(r)))
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sorcha_proto::discovery::{PeerListRequest, PingRequest, RegisterPeerRequest};
 
-use super::guard::Gate;
+use super::guard::{Gate, PeerError};
 use super::handlers::{self, RequestError};
 use crate::discovery::Membership;
 use crate::security::{Action, RequestCost};
@@ -70,7 +70,7 @@ impl From<QueryRejection> for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// A peer-facing REST answer: served, or refused by the caller policy.
-type PeerResult<T> = Result<Json<T>, Response>;
+type PeerResult<T> = Result<Json<T>, PeerError>;
 
 fn discover_cost(bytes: usize) -> RequestCost {
     RequestCost {
@@ -87,7 +87,7 @@ fn served<T>(
     started: std::time::Instant,
 ) -> PeerResult<T> {
     gate.guard.finish_rest(a, started, &r);
-    r.map(Json).map_err(IntoResponse::into_response)
+    Ok(Json(r?))
 }
 
 async fn register(
@@ -100,7 +100,7 @@ async fn register(
         .with_label_values(&["register", "rest"])
         .inc();
     let started = std::time::Instant::now();
-    let Json(req) = body.map_err(|e| ApiError::from(e).into_response())?;
+    let Json(req) = body.map_err(ApiError::from)?;
     let claimed = req.peer_info.as_ref().map(|p| p.peer_id.clone());
     let size = prost::Message::encoded_len(&req);
     let a = gate.admit(claimed.as_deref(), Action::Register, discover_cost(size))?;
@@ -126,7 +126,7 @@ async fn list(
         .with_label_values(&["peer_list", "rest"])
         .inc();
     let started = std::time::Instant::now();
-    let Query(q) = q.map_err(|e| ApiError::from(e).into_response())?;
+    let Query(q) = q.map_err(ApiError::from)?;
     let a = gate.admit(
         Some(&q.requesting_peer_id),
         Action::Discover,
@@ -157,7 +157,7 @@ async fn ping(
         .with_label_values(&["ping", "rest"])
         .inc();
     let started = std::time::Instant::now();
-    let Query(q) = q.map_err(|e| ApiError::from(e).into_response())?;
+    let Query(q) = q.map_err(ApiError::from)?;
     let a = gate.admit(Some(&q.peer_id), Action::Discover, discover_cost(0))?;
     let r = handlers::ping(
         &m,

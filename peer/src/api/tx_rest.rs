@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use sorcha_proto::transaction::{CompactNotification, NotificationAck, TransactionNotification};
 
-use super::guard::Gate;
+use super::guard::{Gate, PeerError};
 use super::rest::ApiError;
 use crate::Error;
 use crate::security::{Action, RequestCost};
@@ -51,7 +51,7 @@ async fn submit(
     State(d): State<Arc<Distributor>>,
     gate: Gate,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Response> {
+) -> Result<Response, PeerError> {
     let started = std::time::Instant::now();
     let size = body.as_ref().map(|b| b.len() as u64).unwrap_or(0);
     let a = gate.admit(
@@ -64,7 +64,7 @@ async fn submit(
     )?;
     let r = submit_body(&d, body).await;
     gate.guard.finish_rest(&a, started, &r);
-    r.map_err(IntoResponse::into_response)
+    Ok(r?)
 }
 
 async fn submit_body(
@@ -102,16 +102,16 @@ async fn fetch(
     State(d): State<Arc<Distributor>>,
     gate: Gate,
     Path(hash): Path<String>,
-) -> Result<Response, Response> {
+) -> Result<Response, PeerError> {
     let started = std::time::Instant::now();
     let a = gate.admit(None, Action::Fetch, RequestCost::default())?;
     let r = fetch_hash(&d, &hash);
     gate.guard.finish_rest(&a, started, &r);
-    r.map_err(IntoResponse::into_response)
+    Ok(r?)
 }
 
 fn fetch_hash(d: &Distributor, hash: &str) -> Result<Response, ApiError> {
-    let h = parse_hex(&hash).ok_or_else(|| {
+    let h = parse_hex(hash).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,
             format!("hash: expected 64 hex digits (SHA-256), got {hash:?}"),
@@ -132,9 +132,9 @@ async fn notify(
     State(d): State<Arc<Distributor>>,
     gate: Gate,
     body: Result<Json<TransactionNotification>, JsonRejection>,
-) -> Result<Json<NotificationAck>, Response> {
+) -> Result<Json<NotificationAck>, PeerError> {
     let started = std::time::Instant::now();
-    let Json(n) = body.map_err(|e| ApiError::from(e).into_response())?;
+    let Json(n) = body.map_err(ApiError::from)?;
     let cost = RequestCost {
         bytes: prost::Message::encoded_len(&n) as u64,
         transactions: 0,
@@ -142,7 +142,7 @@ async fn notify(
     let a = gate.admit(Some(&n.sender_peer_id), Action::Distribute, cost)?;
     let r = notify_one(&d, n);
     gate.guard.finish_rest(&a, started, &r);
-    r.map_err(IntoResponse::into_response)
+    Ok(r?)
 }
 
 fn notify_one(

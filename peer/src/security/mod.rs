@@ -41,7 +41,9 @@ pub use limits::{
     ConnectionRateLimiter, LimitExceeded, LimitKind, PeerLimits, PeerRateLimiter, RequestCost,
 };
 pub use peer_cert::{PEER_ID_URI_PREFIX, PeerCertificate, ROLE_URI_PREFIX, peer_id_uri, role_uri};
-pub use policy::{Action, Admission, CallerFacts, Identity, Policy, Refusal, RefusalClass};
+pub use policy::{
+    Action, Admission, CallerFacts, Identity, PeerObserver, Policy, Refusal, RefusalClass,
+};
 pub use reload::{Part, ReloadReport};
 pub use reputation::{Observation, Reputation, ReputationConfig};
 pub use revocation::RevocationList;

@@ -242,6 +242,12 @@ impl Admission {
     }
 }
 
+/// Where code outside the request path reports what a peer did, such as a
+/// pull that returned data not matching its hash.
+pub trait PeerObserver: Send + Sync {
+    fn observe_peer(&self, peer: &str, obs: Observation);
+}
+
 /// Limits, reputation and the node's own role.
 pub struct Policy {
     pub limiter: PeerRateLimiter,

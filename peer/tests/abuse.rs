@@ -352,6 +352,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
         );
     }
     assert_eq!(ro.membership.metrics.announcements_sent.get(), 0);
+    assert_eq!(ro.membership.metrics.gossip_rounds.get(), 0);
 
     // It may still fetch.
     let got = c

@@ -247,9 +247,7 @@ impl Distributor {
         }
         // Relays forward before their own commit; the origin's answer to
         // its client still waits for the commit below.
-        // A read-only node receives but never distributes (PeerService.Role).
-        let distributes = self.m.me().capabilities.supports_transaction_distribution;
-        if distributes && round < self.cfg.gossip_rounds {
+        if round < self.cfg.gossip_rounds {
             // Sampled once here, so pullers know whether gzip pays off.
             let compressible = self.cfg.enable_compression && worth_compressing(&data);
             self.spread(hash, size, round + 1, from, compressible);

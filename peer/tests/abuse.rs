@@ -207,6 +207,18 @@ async fn rest_callers_over_their_limit_get_429_with_retry_after() {
     assert!((1..=12).contains(&retry), "{retry}");
     let body = r.text().await.unwrap();
     assert!(body.contains("requests limit of 5/min"), "{body}");
+    // Request sizes are capped per endpoint: a notification is tiny.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/transactions/notify", node.url()))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"sender_peer_id\": \"{}\"}}",
+            "x".repeat(100_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
     // The local application (anonymous, loopback) is not a peer: no limit.
     for i in 0..10 {
         let r = reqwest::Client::new()

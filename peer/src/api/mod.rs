@@ -21,8 +21,8 @@ use crate::discovery::Membership;
 use crate::tx::distributor::Distributor;
 use crate::tx::net::max_message_bytes;
 
-/// Request size limits, per endpoint: discovery (gRPC and REST) and the
-/// REST notify fallback take at most this; transactions (submit, push) at
+/// Request size limits, per endpoint: discovery (gRPC and REST) takes at
+/// most this; the REST notify fallback `tx_rest::MAX_NOTIFY_BYTES`; transactions (submit, push) at
 /// most `MaxTransactionSize` plus framing (`tx::net::max_message_bytes`);
 /// announcement batches the same per message. Discovery messages are
 /// small, a full list of 1,000 peers is well under 1 MB.

@@ -19,6 +19,9 @@ use crate::security::{Action, RequestCost};
 use crate::tx::distributor::Distributor;
 use crate::tx::store::parse_hex;
 
+/// Largest REST notification body: one hash, a peer id and two numbers.
+pub const MAX_NOTIFY_BYTES: usize = 64 * 1024;
+
 pub fn router(d: Arc<Distributor>) -> Router {
     // One byte over the limit is enough to know a body is too large.
     let limit = usize::try_from(d.cfg.max_transaction_size)
@@ -29,7 +32,10 @@ pub fn router(d: Arc<Distributor>) -> Router {
             "/api/v1/transactions",
             post(submit).layer(DefaultBodyLimit::max(limit)),
         )
-        .route("/api/v1/transactions/notify", post(notify))
+        .route(
+            "/api/v1/transactions/notify",
+            post(notify).layer(DefaultBodyLimit::max(MAX_NOTIFY_BYTES)),
+        )
         .route("/api/v1/transactions/dead-letters", get(dead_letters))
         .route("/api/v1/transactions/{hash}", get(fetch))
         .with_state(d)

@@ -31,10 +31,6 @@ pub struct DevnetOptions {
 pub fn devnet_config(opts: &DevnetOptions, i: u16, data_root: &Path) -> PeerServiceConfig {
     let mut cfg =
         PeerServiceConfig::loopback(data_root.join(format!("peer-{i}")), opts.port_base + i);
-    // Peer 0 is the one the others bootstrap from and register with.
-    if i == 0 {
-        cfg.role = crate::config::PeerRole::Bootstrap;
-    }
     let d = &mut cfg.peer_discovery;
     if i > 0 {
         d.bootstrap_nodes = vec![format!("http://127.0.0.1:{}", opts.port_base)];

@@ -91,7 +91,7 @@ mod tests {
         cfg.security.max_bytes_per_minute = 1;
         cfg.security.max_transactions_per_minute = 1;
         cfg.security.ban_duration_minutes = std::time::Duration::from_secs(60);
-        cfg.role = crate::config::PeerRole::Bootstrap;
+        cfg.role = crate::config::PeerRole::Full;
         assert!(cfg.inert_options().is_empty());
     }
 

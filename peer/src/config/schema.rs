@@ -23,7 +23,9 @@ pub struct PeerServiceConfig {
     /// Addition (design "Authorization"): what this node does in the
     /// network. `Full` distributes transactions; `ReadOnly` receives and
     /// fetches but never distributes (its local submissions are refused);
-    /// `Bootstrap` is a full peer that also accepts registrations.
+    /// `Bootstrap` is a full peer that also accepts registrations. The
+    /// default is `Bootstrap`, so any node can be named in another's
+    /// `BootstrapNodes`, as before roles existed; `Full` opts out.
     pub role: PeerRole,
     /// Addition: the address the listener binds (the design names only a port).
     pub listen_address: String,
@@ -60,10 +62,9 @@ pub struct NetworkAddressConfig {
 
 /// A peer's capabilities (`PeerService.Role`, and the certificate's
 /// `urn:sorcha:role:` URI SAN).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PeerRole {
     ReadOnly,
-    #[default]
     Full,
     Bootstrap,
 }
@@ -234,7 +235,7 @@ impl Default for PeerServiceConfig {
         Self {
             enabled: true,
             node_id: None,
-            role: PeerRole::Full,
+            role: PeerRole::Bootstrap,
             listen_address: "0.0.0.0".into(),
             listen_port: 5001,
             data_directory: PathBuf::from("./data"),

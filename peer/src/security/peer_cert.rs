@@ -146,7 +146,7 @@ impl PeerCertificate {
 
     /// The holder's role: the certificate's, or `full` when it names none.
     pub fn role(&self) -> PeerRole {
-        self.role.unwrap_or_default()
+        self.role.unwrap_or(PeerRole::Full)
     }
 
     /// Refuses a peer whose claimed id (in a request) is not the one its

@@ -286,7 +286,7 @@ impl Policy {
         }
         let caller_role = match (&identity, facts.certificate) {
             (Identity::Authenticated(_), Some(cert)) => cert.role(),
-            (Identity::Claimed(id), _) => claimed_role(id).unwrap_or_default(),
+            (Identity::Claimed(id), _) => claimed_role(id).unwrap_or(PeerRole::Full),
             _ => PeerRole::Full,
         };
         match action {

@@ -467,3 +467,36 @@ async fn a_peer_serving_corrupt_transactions_is_scored_as_sending_invalid_messag
     bad.shutdown().await;
     receiver.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transaction_limit_counts_what_a_peer_injects_not_what_it_relays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mk_config(dir.path(), &[]);
+    quiet(&mut cfg);
+    cfg.security.max_transactions_per_minute = 2;
+    let node = start(cfg).await;
+    let mut c = tx_client(&node).await;
+    let push = |sender: &str, seed: u64, round: i32| TransactionPush {
+        sender_peer_id: sender.into(),
+        transaction_data: payload(seed, 300),
+        round,
+    };
+    // Relayed transactions (round 2 and later) are not charged.
+    for i in 0..5 {
+        c.push_transaction(push("relay", 500 + i, 2)).await.unwrap();
+    }
+    // A peer's own (round 1): two a minute.
+    for i in 0..2 {
+        c.push_transaction(push("origin", 600 + i, 1))
+            .await
+            .unwrap();
+    }
+    let e = c
+        .push_transaction(push("origin", 700, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().starts_with("transactions:"), "{}", e.message());
+    assert_eq!(refusals(&node, "transactions"), 1);
+    node.shutdown().await;
+}

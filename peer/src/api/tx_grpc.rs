@@ -330,11 +330,15 @@ impl TransactionDistribution for TxService {
         req: Request<TransactionPush>,
     ) -> Result<Response<NotificationAck>, Status> {
         let started = Instant::now();
+        // The transaction limit is on what a peer injects: its own
+        // transactions (round 1). Relays carry the network's traffic, which
+        // the request and byte limits bound.
+        let injected = u64::from(req.get_ref().round <= 1);
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().sender_peer_id),
             Action::Distribute,
-            cost(req.get_ref(), 1),
+            cost(req.get_ref(), injected),
         )?;
         let r: Result<Response<NotificationAck>, Status> = async {
             self.arrived()?;

@@ -25,7 +25,8 @@ fn operator_issued_files() -> (tempfile::TempDir, [pki::CertInfo; 3]) {
     let ca = pki::generate_ca("alpha-ca", now, year).unwrap();
     let next = pki::generate_ca("alpha-ca-next", now, year).unwrap();
     let dns = vec!["alpha-0.alpha-peers.ledger.svc.cluster.local".to_owned()];
-    let peer = pki::issue_peer_cert(&ca, "alpha-0", &dns, now, year / 4).unwrap();
+    let peer =
+        pki::issue_peer_cert(&ca, "alpha-0", pki::PeerRole::Full, &dns, now, year / 4).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tls.crt"), &peer.cert_pem).unwrap();
     std::fs::write(dir.path().join("tls.key"), &peer.key_pem).unwrap();

@@ -49,6 +49,7 @@ fn builtin_objects(n: &SorchaNetwork) -> Vec<Value> {
             peers: (0..net.replicas())
                 .map(|i| (i, (net.pod_name(i), vec![net.pod_dns(i)])))
                 .collect(),
+            bootstrap_count: resources::bootstrap_count(&net),
             existing: Default::default(),
             reports: Default::default(),
             now,

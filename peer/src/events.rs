@@ -22,6 +22,11 @@ pub enum EventKind {
     CircuitChanged,
     /// A peer link stepped down to another protocol.
     ProtocolChanged,
+    /// A peer request refused by the caller policy (limit hit, ban,
+    /// capability, id mismatch); rate-limited per peer and reason.
+    PeerRefused,
+    PeerBanned,
+    PeerUnbanned,
     Error,
 }
 
@@ -58,7 +63,10 @@ impl EventLog {
             message: message.into(),
         };
         match kind {
-            EventKind::Error | EventKind::BootstrapFailed => {
+            EventKind::Error
+            | EventKind::BootstrapFailed
+            | EventKind::PeerRefused
+            | EventKind::PeerBanned => {
                 tracing::warn!(kind = ?event.kind, peer = ?event.peer_id, "{}", event.message)
             }
             _ => tracing::info!(kind = ?event.kind, peer = ?event.peer_id, "{}", event.message),

@@ -30,6 +30,11 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Admin calls refused, by reason (`security::AdminRefusal::label`).
     pub admin_refusals: IntCounterVec,
+    /// Peer requests refused by the caller policy, by reason
+    /// (`security::Refusal::reason`).
+    pub peer_refusals: IntCounterVec,
+    pub peer_bans: IntCounter,
+    pub active_bans: IntGauge,
     /// 1 for the advertised address, with how it was found (address discovery).
     pub external_address_info: IntGaugeVec,
     /// Self-verification: 1 reachable, 0 behind a restrictive NAT, -1 not checked yet.
@@ -134,6 +139,21 @@ impl Metrics {
                 &["reason"],
             )
             .unwrap(),
+            peer_refusals: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_peer_refusals_total",
+                    "Peer requests refused, by reason (peer_id_mismatch, banned, requests, bytes, \
+                     transactions, read_only, not_bootstrap)",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            peer_bans: IntCounter::new(
+                "sorcha_peer_bans_total",
+                "Peer bans started, automatic (reputation) and by admin call",
+            )
+            .unwrap(),
+            active_bans: IntGauge::new("sorcha_peer_active_bans", "Peer bans in force").unwrap(),
             external_address_info: IntGaugeVec::new(
                 Opts::new(
                     "sorcha_external_address_info",
@@ -233,6 +253,9 @@ impl Metrics {
             Box::new(m.state_transitions.clone()),
             Box::new(m.requests.clone()),
             Box::new(m.admin_refusals.clone()),
+            Box::new(m.peer_refusals.clone()),
+            Box::new(m.peer_bans.clone()),
+            Box::new(m.active_bans.clone()),
             Box::new(m.external_address_info.clone()),
             Box::new(m.external_address_reachable.clone()),
             Box::new(m.tx_distribution_latency.clone()),

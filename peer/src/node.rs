@@ -114,7 +114,9 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         last_seen: 0,
         capabilities: Capabilities {
             supports_streaming: false,
-            supports_transaction_distribution: true,
+            // A read-only node advertises that it does not distribute, so
+            // peers without mTLS know to refuse its announcements.
+            supports_transaction_distribution: cfg.role.distributes(),
             max_transaction_size: i32::try_from(cfg.transaction_distribution.max_transaction_size)
                 .unwrap_or(i32::MAX),
         },
@@ -133,12 +135,18 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         &faults,
     )?;
     let admin_auth = crate::security::AdminAuth::from_config(&cfg.security)?;
+    let guard = Arc::new(crate::api::guard::Guard::from_config(
+        &cfg,
+        membership.clone(),
+    ));
+    distributor.set_peer_observer(guard.clone());
     let app = crate::api::router(
         membership.clone(),
         distributor.clone(),
         &faults,
         admin_auth,
         cfg.communication.preferred_protocol,
+        guard,
         shutdown.clone(),
     );
     let stop = shutdown.clone();

@@ -111,6 +111,7 @@ pub async fn reconcile_pki(
         ca,
         phase,
         peers,
+        bootstrap_count: resources::bootstrap_count(net),
         existing,
         reports,
         now,

@@ -2,7 +2,8 @@
 //! Secret) and one certificate per peer.
 //!
 //! Convention shared with the peer: the peer id travels in the certificate
-//! as the URI SAN `urn:sorcha:peer:<peer-id>`, beside the pod's DNS names.
+//! as the URI SAN `urn:sorcha:peer:<peer-id>`, beside the pod's DNS names,
+//! and its role (design "Authorization") as `urn:sorcha:role:<role>`.
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -37,6 +38,29 @@ pub struct CertInfo {
 
 pub fn peer_uri(peer_id: &str) -> String {
     format!("urn:sorcha:peer:{peer_id}")
+}
+
+/// What a peer may do, as its certificate says (the peer reads
+/// `urn:sorcha:role:<readonly|full|bootstrap>`; absent means full). The
+/// operator issues `bootstrap` to the pods others bootstrap from and
+/// `full` to the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRole {
+    Full,
+    Bootstrap,
+}
+
+impl PeerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerRole::Full => "full",
+            PeerRole::Bootstrap => "bootstrap",
+        }
+    }
+}
+
+pub fn role_uri(role: PeerRole) -> String {
+    format!("urn:sorcha:role:{}", role.as_str())
 }
 
 fn to_time(t: Timestamp) -> Result<time::OffsetDateTime> {
@@ -88,6 +112,7 @@ pub fn generate_ca(common_name: &str, now: Timestamp, validity: Duration) -> Res
 pub fn issue_peer_cert(
     ca: &KeyedCert,
     peer_id: &str,
+    role: PeerRole,
     dns_names: &[String],
     now: Timestamp,
     validity: Duration,
@@ -100,9 +125,18 @@ pub fn issue_peer_cert(
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, peer_id);
     params.distinguished_name = dn;
-    let mut sans = vec![SanType::URI(peer_uri(peer_id).try_into().map_err(
-        |_| Error::Certificate(format!("peer id {peer_id:?} is not URI-safe")),
-    )?)];
+    let mut sans = vec![
+        SanType::URI(
+            peer_uri(peer_id)
+                .try_into()
+                .map_err(|_| Error::Certificate(format!("peer id {peer_id:?} is not URI-safe")))?,
+        ),
+        SanType::URI(
+            role_uri(role)
+                .try_into()
+                .expect("role URIs are ASCII constants"),
+        ),
+    ];
     for d in dns_names {
         sans.push(SanType::DnsName(d.clone().try_into().map_err(|_| {
             Error::Certificate(format!("{d:?} is not a valid DNS name"))
@@ -226,9 +260,12 @@ mod tests {
     fn peer_cert_carries_peer_uri_and_dns_and_is_capped_by_ca() {
         let ca = generate_ca("alpha", now(), 10 * DAY).unwrap();
         let dns = vec!["alpha-0.alpha-peers.ledger.svc.cluster.local".to_owned()];
-        let cert = issue_peer_cert(&ca, "alpha-0", &dns, now(), 90 * DAY).unwrap();
+        let cert = issue_peer_cert(&ca, "alpha-0", PeerRole::Full, &dns, now(), 90 * DAY).unwrap();
         let info = inspect(&cert.cert_pem).unwrap();
-        assert_eq!(info.uris, ["urn:sorcha:peer:alpha-0"]);
+        assert_eq!(
+            info.uris,
+            ["urn:sorcha:peer:alpha-0", "urn:sorcha:role:full"]
+        );
         assert_eq!(info.dns_names, dns);
         assert!(!info.is_ca);
         assert_eq!(info.not_after, inspect(&ca.cert_pem).unwrap().not_after);
@@ -239,7 +276,7 @@ mod tests {
         use x509_parser::prelude::*;
         let ca = generate_ca("alpha", now(), 10 * DAY).unwrap();
         let other = generate_ca("beta", now(), 10 * DAY).unwrap();
-        let cert = issue_peer_cert(&ca, "alpha-0", &[], now(), DAY).unwrap();
+        let cert = issue_peer_cert(&ca, "alpha-0", PeerRole::Full, &[], now(), DAY).unwrap();
         let der = |p: &str| {
             x509_parser::pem::parse_x509_pem(p.as_bytes())
                 .unwrap()
@@ -267,7 +304,7 @@ mod tests {
                 .unwrap_err()
                 .contains("does not belong")
         );
-        let leaf = issue_peer_cert(&ca, "alpha-0", &[], now(), DAY).unwrap();
+        let leaf = issue_peer_cert(&ca, "alpha-0", PeerRole::Full, &[], now(), DAY).unwrap();
         assert!(check_ca(&leaf).unwrap_err().contains("not a CA"));
         assert!(
             check_ca(&KeyedCert {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 pub use certs::{
-    CertInfo, KeyedCert, bundle, check_ca, generate_ca, inspect, issue_peer_cert, normalize_serial,
-    peer_uri,
+    CertInfo, KeyedCert, PeerRole, bundle, check_ca, generate_ca, inspect, issue_peer_cert,
+    normalize_serial, peer_uri, role_uri,
 };
 pub use rotation::{Facts, Phase};
 
@@ -50,6 +50,9 @@ pub struct PkiInput<'a> {
     pub phase: Option<Phase>,
     /// Per ordinal: the peer id and DNS names its certificate must carry.
     pub peers: BTreeMap<i32, (String, Vec<String>)>,
+    /// Ordinals below this are bootstrap peers (role `bootstrap` in their
+    /// certificate); the others are `full`.
+    pub bootstrap_count: i32,
     pub existing: BTreeMap<i32, PeerCert>,
     pub reports: BTreeMap<i32, PeerReport>,
     pub now: Timestamp,
@@ -169,6 +172,11 @@ pub fn plan(input: PkiInput) -> Result<PkiPlan> {
     let mut peer_certs = BTreeMap::new();
     let mut reissued = Vec::new();
     for (ordinal, (peer_id, dns)) in &input.peers {
+        let role = if *ordinal < input.bootstrap_count {
+            PeerRole::Bootstrap
+        } else {
+            PeerRole::Full
+        };
         let keep = input.existing.get(ordinal).filter(|pc| {
             pc.issuer_fingerprint == signer.fingerprint
                 && inspect(&pc.cert.cert_pem).is_ok_and(|i| {
@@ -176,7 +184,7 @@ pub fn plan(input: PkiInput) -> Result<PkiPlan> {
                     // the CA rotation, not by reissuing it again and again.
                     !(due(i.not_after, input.now, input.renew_before)
                         && i.not_after < signer.not_after)
-                        && i.uris == [peer_uri(peer_id)]
+                        && i.uris == [peer_uri(peer_id), role_uri(role)]
                         && &i.dns_names == dns
                 })
         });
@@ -188,6 +196,7 @@ pub fn plan(input: PkiInput) -> Result<PkiPlan> {
                     cert: issue_peer_cert(
                         &signer_cert,
                         peer_id,
+                        role,
                         dns,
                         input.now,
                         input.cert_validity,

@@ -33,6 +33,7 @@ fn input(
         ca,
         phase,
         peers: peers(2),
+        bootstrap_count: 1,
         existing,
         reports,
         now,
@@ -266,4 +267,35 @@ fn lost_phase_with_new_ca_resumes_waiting_for_trust() {
     assert_eq!(p2.phase, Some(Phase::WaitAllPeersTrust));
     assert_eq!(p2.bundle.matches("BEGIN CERTIFICATE").count(), 2);
     assert!(p2.ca.next.is_some());
+}
+
+#[test]
+fn the_first_bootstrap_count_peers_get_the_bootstrap_role_the_rest_full() {
+    let mut i = input(None, None, BTreeMap::new(), BTreeMap::new(), t(0));
+    i.peers = peers(3);
+    i.bootstrap_count = 2;
+    let p = plan(i).unwrap();
+    let uris: Vec<Vec<String>> = p
+        .peer_certs
+        .values()
+        .map(|c| inspect(&c.cert.cert_pem).unwrap().uris)
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            ["urn:sorcha:peer:alpha-0", "urn:sorcha:role:bootstrap"],
+            ["urn:sorcha:peer:alpha-1", "urn:sorcha:role:bootstrap"],
+            ["urn:sorcha:peer:alpha-2", "urn:sorcha:role:full"],
+        ]
+    );
+    // Fewer bootstrap peers: the demoted one is reissued as full, the
+    // others are kept.
+    let mut i = input(None, None, p.peer_certs.clone(), BTreeMap::new(), t(1));
+    i.ca = Some(p.ca.clone());
+    i.peers = peers(3);
+    i.bootstrap_count = 1;
+    let q = plan(i).unwrap();
+    assert_eq!(q.reissued, [1]);
+    let info = inspect(&q.peer_certs[&1].cert.cert_pem).unwrap();
+    assert_eq!(info.uris[1], "urn:sorcha:role:full");
 }

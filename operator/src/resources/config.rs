@@ -12,6 +12,15 @@ use super::{CONFIG_KEY, DATA_DIR, Net, PEER_PORT, TRUST_DIR, TRUST_KEY};
 use crate::crd::{CommunicationProtocol, PeerSettings};
 use crate::{Result, duration};
 
+/// How many of the first pods the others bootstrap from (never more than
+/// there are replicas); their certificates carry the `bootstrap` role.
+pub fn bootstrap_count(net: &Net) -> i32 {
+    net.spec()
+        .bootstrap
+        .in_network_count
+        .clamp(0, net.replicas())
+}
+
 /// Bootstrap URLs: the first `bootstrap.inNetworkCount` pods (never more
 /// than there are replicas) by stable DNS name, then the external nodes.
 pub fn bootstrap_nodes(net: &Net) -> Vec<String> {
@@ -20,12 +29,7 @@ pub fn bootstrap_nodes(net: &Net) -> Vec<String> {
     } else {
         "http"
     };
-    let k = net
-        .spec()
-        .bootstrap
-        .in_network_count
-        .clamp(0, net.replicas());
-    (0..k)
+    (0..bootstrap_count(net))
         .map(|i| format!("{scheme}://{}:{PEER_PORT}", net.pod_dns(i)))
         .chain(net.spec().bootstrap.external_nodes.iter().cloned())
         .collect()

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::crd::{SorchaNetwork, SorchaPeer, SorchaPeerSpec};
 use crate::{Error, Result};
 
-pub use config::{bootstrap_nodes, config_map, peer_config_yaml};
+pub use config::{bootstrap_count, bootstrap_nodes, config_map, peer_config_yaml};
 pub use monitoring::{monitor_resource, pod_monitor, service_monitor};
 pub use policy::{network_policy, pod_disruption_budget};
 pub use rbac::{peer_role, peer_role_binding, peer_service_account};

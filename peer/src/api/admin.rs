@@ -8,10 +8,11 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header::AUTHORIZATION};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::guard::Guard as CallerGuard;
 use super::rest::ApiError;
 use super::wire::Caller;
 use crate::discovery::Membership;
@@ -20,19 +21,31 @@ use crate::security::{AdminAuth, AdminRefusal};
 use crate::tx::distributor::Distributor;
 
 #[derive(Clone)]
-struct Admin {
+pub(super) struct Admin {
     m: Arc<Membership>,
     d: Arc<Distributor>,
     auth: Arc<AdminAuth>,
+    pub(super) guard: Arc<CallerGuard>,
 }
 
-pub fn router(m: Arc<Membership>, d: Arc<Distributor>, auth: AdminAuth) -> Router {
+pub fn router(
+    m: Arc<Membership>,
+    d: Arc<Distributor>,
+    auth: AdminAuth,
+    caller_guard: Arc<CallerGuard>,
+) -> Router {
     let admin = Admin {
         m,
         d,
         auth: Arc::new(auth),
+        guard: caller_guard,
     };
     Router::new()
+        .route("/api/v1/admin/bans", get(super::bans::list))
+        .route(
+            "/api/v1/admin/bans/{peer_id}",
+            axum::routing::put(super::bans::ban).delete(super::bans::unban),
+        )
         .route("/api/v1/admin/peers/{peer_id}", delete(remove_peer))
         .route(
             "/api/v1/admin/dead-letters/{hash}/requeue",

@@ -8,11 +8,21 @@ use sorcha_proto::discovery::{
 };
 use tonic::{Request, Response, Status};
 
+use super::guard::Guard;
 use super::handlers;
 use crate::discovery::Membership;
+use crate::security::{Action, RequestCost};
 
 pub struct DiscoveryService {
     pub membership: Arc<Membership>,
+    pub guard: Arc<Guard>,
+}
+
+fn cost(msg: &impl prost::Message) -> RequestCost {
+    RequestCost {
+        bytes: msg.encoded_len() as u64,
+        transactions: 0,
+    }
 }
 
 #[tonic::async_trait]
@@ -26,9 +36,16 @@ impl PeerDiscovery for DiscoveryService {
             .requests
             .with_label_values(&["peer_list", "grpc"])
             .inc();
-        handlers::peer_list(&self.membership, req.into_inner())
+        let started = std::time::Instant::now();
+        let claimed = req.get_ref().requesting_peer_id.clone();
+        let a =
+            self.guard
+                .admit_grpc(&req, Some(&claimed), Action::Discover, cost(req.get_ref()))?;
+        let r = handlers::peer_list(&self.membership, req.into_inner())
             .map(Response::new)
-            .map_err(to_status)
+            .map_err(to_status);
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn register_peer(
@@ -40,9 +57,21 @@ impl PeerDiscovery for DiscoveryService {
             .requests
             .with_label_values(&["register", "grpc"])
             .inc();
-        handlers::register(&self.membership, req.into_inner())
+        let started = std::time::Instant::now();
+        let claimed = req
+            .get_ref()
+            .peer_info
+            .as_ref()
+            .map(|p| p.peer_id.clone())
+            .unwrap_or_default();
+        let a =
+            self.guard
+                .admit_grpc(&req, Some(&claimed), Action::Register, cost(req.get_ref()))?;
+        let r = handlers::register(&self.membership, req.into_inner())
             .map(Response::new)
-            .map_err(to_status)
+            .map_err(to_status);
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn ping(&self, req: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
@@ -51,9 +80,16 @@ impl PeerDiscovery for DiscoveryService {
             .requests
             .with_label_values(&["ping", "grpc"])
             .inc();
-        handlers::ping(&self.membership, req.into_inner())
+        let started = std::time::Instant::now();
+        let claimed = req.get_ref().peer_id.clone();
+        let a =
+            self.guard
+                .admit_grpc(&req, Some(&claimed), Action::Discover, cost(req.get_ref()))?;
+        let r = handlers::ping(&self.membership, req.into_inner())
             .map(Response::new)
-            .map_err(to_status)
+            .map_err(to_status);
+        self.guard.finish(&a, started, &r);
+        r
     }
 }
 

@@ -13,14 +13,20 @@ use serde::Deserialize;
 use serde_json::json;
 use sorcha_proto::discovery::{PeerListRequest, PingRequest, RegisterPeerRequest};
 
+use super::guard::{Gate, PeerError};
 use super::handlers::{self, RequestError};
 use crate::discovery::Membership;
+use crate::security::{Action, RequestCost};
 
 pub fn router(m: Arc<Membership>) -> Router {
     Router::new()
         .route("/api/v1/peers/register", post(register))
         .route("/api/v1/peers/list", get(list))
         .route("/api/v1/peers/ping", get(ping))
+        .route(
+            "/api/v1/peers/{peer_id}/reputation",
+            get(super::bans::reputation),
+        )
         .route("/api/v1/status", get(status))
         .route("/api/v1/events", get(events))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -63,16 +69,43 @@ impl From<QueryRejection> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// A peer-facing REST answer: served, or refused by the caller policy.
+type PeerResult<T> = Result<Json<T>, PeerError>;
+
+fn discover_cost(bytes: usize) -> RequestCost {
+    RequestCost {
+        bytes: bytes as u64,
+        transactions: 0,
+    }
+}
+
+/// Runs a handler for an admitted caller and scores the outcome.
+fn served<T>(
+    gate: &Gate,
+    a: &crate::security::Admission,
+    r: Result<T, ApiError>,
+    started: std::time::Instant,
+) -> PeerResult<T> {
+    gate.guard.finish_rest(a, started, &r);
+    Ok(Json(r?))
+}
+
 async fn register(
     State(m): State<Arc<Membership>>,
+    gate: Gate,
     body: Result<Json<RegisterPeerRequest>, JsonRejection>,
-) -> ApiResult<sorcha_proto::discovery::RegisterPeerResponse> {
+) -> PeerResult<sorcha_proto::discovery::RegisterPeerResponse> {
     m.metrics
         .requests
         .with_label_values(&["register", "rest"])
         .inc();
-    let Json(req) = body?;
-    Ok(Json(handlers::register(&m, req)?))
+    let started = std::time::Instant::now();
+    let Json(req) = body.map_err(ApiError::from)?;
+    let claimed = req.peer_info.as_ref().map(|p| p.peer_id.clone());
+    let size = prost::Message::encoded_len(&req);
+    let a = gate.admit(claimed.as_deref(), Action::Register, discover_cost(size))?;
+    let r = handlers::register(&m, req).map_err(ApiError::from);
+    served(&gate, &a, r, started)
 }
 
 #[derive(Deserialize)]
@@ -85,19 +118,27 @@ struct ListQuery {
 
 async fn list(
     State(m): State<Arc<Membership>>,
+    gate: Gate,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<sorcha_proto::discovery::PeerListResponse> {
+) -> PeerResult<sorcha_proto::discovery::PeerListResponse> {
     m.metrics
         .requests
         .with_label_values(&["peer_list", "rest"])
         .inc();
-    let Query(q) = q?;
+    let started = std::time::Instant::now();
+    let Query(q) = q.map_err(ApiError::from)?;
+    let a = gate.admit(
+        Some(&q.requesting_peer_id),
+        Action::Discover,
+        discover_cost(0),
+    )?;
     let req = PeerListRequest {
         requesting_peer_id: q.requesting_peer_id,
         max_peers: q.max_peers,
         requester: None,
     };
-    Ok(Json(handlers::peer_list(&m, req)?))
+    let r = handlers::peer_list(&m, req).map_err(ApiError::from);
+    served(&gate, &a, r, started)
 }
 
 #[derive(Deserialize)]
@@ -108,20 +149,25 @@ struct PingQuery {
 
 async fn ping(
     State(m): State<Arc<Membership>>,
+    gate: Gate,
     q: Result<Query<PingQuery>, QueryRejection>,
-) -> ApiResult<sorcha_proto::discovery::PingResponse> {
+) -> PeerResult<sorcha_proto::discovery::PingResponse> {
     m.metrics
         .requests
         .with_label_values(&["ping", "rest"])
         .inc();
-    let Query(q) = q?;
-    Ok(Json(handlers::ping(
+    let started = std::time::Instant::now();
+    let Query(q) = q.map_err(ApiError::from)?;
+    let a = gate.admit(Some(&q.peer_id), Action::Discover, discover_cost(0))?;
+    let r = handlers::ping(
         &m,
         PingRequest {
             peer_id: q.peer_id,
             sender: None,
         },
-    )?))
+    )
+    .map_err(ApiError::from);
+    served(&gate, &a, r, started)
 }
 
 async fn status(State(m): State<Arc<Membership>>) -> Json<crate::discovery::NodeStatus> {
@@ -152,7 +198,8 @@ async fn ready(State(m): State<Arc<Membership>>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics(State(m): State<Arc<Membership>>) -> impl IntoResponse {
+async fn metrics(State(m): State<Arc<Membership>>, gate: Gate) -> impl IntoResponse {
+    gate.guard.refresh_gauges();
     (
         [(
             header::CONTENT_TYPE,

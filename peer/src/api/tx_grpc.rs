@@ -1,8 +1,10 @@
 //! gRPC `TransactionDistribution` service.
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{Stream, StreamExt};
+use prost::Message;
 use sorcha_proto::transaction::transaction_distribution_server::TransactionDistribution;
 use sorcha_proto::transaction::{
     CompactNotification, FetchRequest, NotificationAck, NotificationBatch, NotificationBatchAck,
@@ -12,7 +14,9 @@ use sorcha_proto::transaction::{
 };
 use tonic::{Request, Response, Status};
 
+use super::guard::Guard;
 use crate::Error;
+use crate::security::{Action, RequestCost};
 use crate::tx::distributor::Distributor;
 use crate::tx::net::worth_compressing;
 use crate::tx::store::{TxHash, parse_hex};
@@ -25,6 +29,8 @@ pub const MAX_FETCH_HASHES: usize = 4096;
 
 pub struct TxService {
     pub distributor: Arc<Distributor>,
+    /// Asked before every call (caller policy: bans, limits, capabilities).
+    pub guard: Arc<Guard>,
     /// Fault injection: share of peer messages refused as if lost.
     pub drop_ratio: f64,
     pub corrupt_streams: Option<crate::node::StreamCorruption>,
@@ -83,51 +89,85 @@ fn hash_arg(field: &str, s: &str) -> Result<TxHash, Status> {
     })
 }
 
+/// What a request costs against the caller's allowance: its encoded size,
+/// and the transactions it carries.
+fn cost(msg: &impl Message, transactions: u64) -> RequestCost {
+    RequestCost {
+        bytes: msg.encoded_len() as u64,
+        transactions,
+    }
+}
+
 #[tonic::async_trait]
 impl TransactionDistribution for TxService {
     async fn notify_transaction(
         &self,
         req: Request<TransactionNotification>,
     ) -> Result<Response<NotificationAck>, Status> {
-        self.arrived()?;
-        let n = req.into_inner();
-        let hash = hash_arg("transaction_hash", &n.transaction_hash)?;
-        let note = CompactNotification {
-            hash: hash.to_vec(),
-            size: n.transaction_size,
-            round: n.round.max(1),
-            compressible: false,
-        };
-        let wanted = self
-            .distributor
-            .on_notifications(&n.sender_peer_id, vec![note])
-            .map_err(tx_status)?;
-        let will_request = !wanted.is_empty();
-        let already_known = !will_request && self.distributor.holds(&hash).map_err(tx_status)?;
-        Ok(small(NotificationAck {
-            already_known,
-            will_request,
-        }))
+        let started = Instant::now();
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().sender_peer_id),
+            Action::Distribute,
+            cost(req.get_ref(), 0),
+        )?;
+        let r: Result<Response<NotificationAck>, Status> = async {
+            self.arrived()?;
+            let n = req.into_inner();
+            let hash = hash_arg("transaction_hash", &n.transaction_hash)?;
+            let note = CompactNotification {
+                hash: hash.to_vec(),
+                size: n.transaction_size,
+                round: n.round.max(1),
+                compressible: false,
+            };
+            let wanted = self
+                .distributor
+                .on_notifications(&n.sender_peer_id, vec![note])
+                .map_err(tx_status)?;
+            let will_request = !wanted.is_empty();
+            let already_known =
+                !will_request && self.distributor.holds(&hash).map_err(tx_status)?;
+            Ok(small(NotificationAck {
+                already_known,
+                will_request,
+            }))
+        }
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn get_transaction(
         &self,
         req: Request<TransactionRequest>,
     ) -> Result<Response<TransactionResponse>, Status> {
-        self.arrived()?;
-        let r = req.into_inner();
-        let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
-        let data = self.distributor.get(&hash).map_err(tx_status)?;
-        let skip_gzip = !data.as_deref().is_some_and(worth_compressing);
-        let mut resp = Response::new(TransactionResponse {
-            transaction_hash: r.transaction_hash,
-            found: data.is_some(),
-            transaction_data: data.unwrap_or_default(),
-        });
-        if skip_gzip {
-            resp.disable_compression();
+        let started = Instant::now();
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().requesting_peer_id),
+            Action::Fetch,
+            cost(req.get_ref(), 0),
+        )?;
+        let r: Result<Response<TransactionResponse>, Status> = async {
+            self.arrived()?;
+            let r = req.into_inner();
+            let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
+            let data = self.distributor.get(&hash).map_err(tx_status)?;
+            let skip_gzip = !data.as_deref().is_some_and(worth_compressing);
+            let mut resp = Response::new(TransactionResponse {
+                transaction_hash: r.transaction_hash,
+                found: data.is_some(),
+                transaction_data: data.unwrap_or_default(),
+            });
+            if skip_gzip {
+                resp.disable_compression();
+            }
+            Ok(resp)
         }
-        Ok(resp)
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     type StreamTransactionStream =
@@ -137,73 +177,107 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionRequest>,
     ) -> Result<Response<Self::StreamTransactionStream>, Status> {
-        self.arrived()?;
-        let r = req.into_inner();
-        let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
-        let mut data = self
-            .distributor
-            .get(&hash)
-            .map_err(tx_status)?
-            .ok_or_else(|| {
-                Status::not_found(format!("transaction {} not held here", r.transaction_hash))
-            })?;
-        if let Some(fault) = &self.corrupt_streams {
-            fault
-                .served
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(fault.delay).await;
-            let last = data.len() - 1;
-            data[last] ^= 0xff;
-        }
-        let gzip = worth_compressing(&data);
-        let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
-        let chunks: Vec<Result<TransactionChunk, Status>> = data
-            .chunks(CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, c)| {
-                Ok(TransactionChunk {
-                    transaction_hash: r.transaction_hash.clone(),
-                    chunk_index: i as i32,
-                    total_chunks: total,
-                    chunk_data: c.to_vec(),
+        let started = Instant::now();
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().requesting_peer_id),
+            Action::Fetch,
+            cost(req.get_ref(), 0),
+        )?;
+        let r: Result<Response<Self::StreamTransactionStream>, Status> = async {
+            self.arrived()?;
+            let r = req.into_inner();
+            let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
+            let mut data = self
+                .distributor
+                .get(&hash)
+                .map_err(tx_status)?
+                .ok_or_else(|| {
+                    Status::not_found(format!("transaction {} not held here", r.transaction_hash))
+                })?;
+            if let Some(fault) = &self.corrupt_streams {
+                fault
+                    .served
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(fault.delay).await;
+                let last = data.len() - 1;
+                data[last] ^= 0xff;
+            }
+            let gzip = worth_compressing(&data);
+            let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
+            let chunks: Vec<Result<TransactionChunk, Status>> = data
+                .chunks(CHUNK_BYTES)
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(TransactionChunk {
+                        transaction_hash: r.transaction_hash.clone(),
+                        chunk_index: i as i32,
+                        total_chunks: total,
+                        chunk_data: c.to_vec(),
+                    })
                 })
-            })
-            .collect();
-        let mut resp =
-            Response::new(Box::pin(futures::stream::iter(chunks)) as Self::StreamTransactionStream);
-        if !gzip {
-            resp.disable_compression();
+                .collect();
+            let mut resp = Response::new(
+                Box::pin(futures::stream::iter(chunks)) as Self::StreamTransactionStream
+            );
+            if !gzip {
+                resp.disable_compression();
+            }
+            Ok(resp)
         }
-        Ok(resp)
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn submit_transaction(
         &self,
         req: Request<SubmitTransactionRequest>,
     ) -> Result<Response<SubmitTransactionResponse>, Status> {
-        let s = self
-            .distributor
-            .submit(req.into_inner().transaction_data)
-            .await
-            .map_err(tx_status)?;
-        Ok(small(SubmitTransactionResponse {
-            transaction_hash: s.hash,
-            queued: s.queued,
-            already_known: s.already_known,
-        }))
+        let started = Instant::now();
+        let a = self
+            .guard
+            .admit_grpc(&req, None, Action::Submit, cost(req.get_ref(), 1))?;
+        let r: Result<Response<SubmitTransactionResponse>, Status> = async {
+            let s = self
+                .distributor
+                .submit(req.into_inner().transaction_data)
+                .await
+                .map_err(tx_status)?;
+            Ok(small(SubmitTransactionResponse {
+                transaction_hash: s.hash,
+                queued: s.queued,
+                already_known: s.already_known,
+            }))
+        }
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn notify_transactions(
         &self,
         req: Request<NotificationBatch>,
     ) -> Result<Response<NotificationBatchAck>, Status> {
-        self.arrived()?;
-        let b = req.into_inner();
-        let wanted = self
-            .distributor
-            .on_notifications(&b.sender_peer_id, b.notifications)
-            .map_err(tx_status)?;
-        Ok(small(NotificationBatchAck { wanted }))
+        let started = Instant::now();
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().sender_peer_id),
+            Action::Distribute,
+            cost(req.get_ref(), 0),
+        )?;
+        let r: Result<Response<NotificationBatchAck>, Status> = async {
+            self.arrived()?;
+            let b = req.into_inner();
+            let wanted = self
+                .distributor
+                .on_notifications(&b.sender_peer_id, b.notifications)
+                .map_err(tx_status)?;
+            Ok(small(NotificationBatchAck { wanted }))
+        }
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn announce_stream(
@@ -216,6 +290,10 @@ impl TransactionDistribution for TxService {
                  (Communication.PreferredProtocol = Grpc); use NotifyTransactions",
             ));
         }
+        let caller = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<super::wire::Caller>>()
+            .map(|c| c.0.clone());
         let mut stream = req.into_inner();
         let mut sender = String::new();
         loop {
@@ -232,8 +310,18 @@ impl TransactionDistribution for TxService {
                         "sender_peer_id: required in the first batch of a stream",
                     ));
                 }
-                sender = batch.sender_peer_id;
+                sender = batch.sender_peer_id.clone();
             }
+            // Each batch is charged as one request: a stream is no way
+            // around the limits.
+            self.guard
+                .admit(
+                    caller.as_ref(),
+                    Some(&sender),
+                    Action::Distribute,
+                    cost(&batch, 0),
+                )
+                .map_err(|r| super::guard::status(&r))?;
             // Fault injection loses this batch, not the stream.
             if crate::tx::net::lost(self.drop_ratio) {
                 continue;
@@ -250,28 +338,56 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionPush>,
     ) -> Result<Response<NotificationAck>, Status> {
-        self.arrived()?;
-        let p = req.into_inner();
-        let new = self
-            .distributor
-            .on_push(&p.sender_peer_id, p.transaction_data, p.round)
-            .await
-            .map_err(tx_status)?;
-        Ok(small(NotificationAck {
-            already_known: !new,
-            will_request: false,
-        }))
+        let started = Instant::now();
+        // The transaction limit is on what a peer injects: its own
+        // transactions (round 1). Relays carry the network's traffic, which
+        // the request and byte limits bound.
+        let injected = u64::from(req.get_ref().round <= 1);
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().sender_peer_id),
+            Action::Distribute,
+            cost(req.get_ref(), injected),
+        )?;
+        let r: Result<Response<NotificationAck>, Status> = async {
+            self.arrived()?;
+            let p = req.into_inner();
+            let new = self
+                .distributor
+                .on_push(&p.sender_peer_id, p.transaction_data, p.round)
+                .await
+                .map_err(tx_status)?;
+            Ok(small(NotificationAck {
+                already_known: !new,
+                will_request: false,
+            }))
+        }
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     async fn sync_transactions(
         &self,
         req: Request<SyncRequest>,
     ) -> Result<Response<SyncResponse>, Status> {
-        self.arrived()?;
-        self.distributor
-            .on_sync(&req.into_inner())
-            .map(small)
-            .map_err(tx_status)
+        let started = Instant::now();
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().requesting_peer_id),
+            Action::Fetch,
+            cost(req.get_ref(), 0),
+        )?;
+        let r: Result<Response<SyncResponse>, Status> = async {
+            self.arrived()?;
+            self.distributor
+                .on_sync(&req.into_inner())
+                .map(small)
+                .map_err(tx_status)
+        }
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 
     type FetchTransactionsStream =
@@ -280,44 +396,56 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<FetchRequest>,
     ) -> Result<Response<Self::FetchTransactionsStream>, Status> {
-        self.arrived()?;
-        let r = req.into_inner();
-        if r.hashes.len() > MAX_FETCH_HASHES {
-            return Err(Status::invalid_argument(format!(
-                "hashes: at most {MAX_FETCH_HASHES} per request, got {}",
-                r.hashes.len()
-            )));
-        }
-        let hashes = r
-            .hashes
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                TxHash::try_from(h.as_slice()).map_err(|_| {
-                    Status::invalid_argument(format!(
-                        "hashes[{i}]: expected 32 bytes (raw SHA-256), got {}",
-                        h.len()
-                    ))
+        let started = Instant::now();
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&req.get_ref().requesting_peer_id),
+            Action::Fetch,
+            cost(req.get_ref(), 0),
+        )?;
+        let r: Result<Response<Self::FetchTransactionsStream>, Status> = async {
+            self.arrived()?;
+            let r = req.into_inner();
+            if r.hashes.len() > MAX_FETCH_HASHES {
+                return Err(Status::invalid_argument(format!(
+                    "hashes: at most {MAX_FETCH_HASHES} per request, got {}",
+                    r.hashes.len()
+                )));
+            }
+            let hashes = r
+                .hashes
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    TxHash::try_from(h.as_slice()).map_err(|_| {
+                        Status::invalid_argument(format!(
+                            "hashes[{i}]: expected 32 bytes (raw SHA-256), got {}",
+                            h.len()
+                        ))
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Read lazily, one per item: a request may name many megabytes. The
-        // first decides whether gzip is worth it for the whole stream.
-        let d = self.distributor.clone();
-        let first = match hashes.first() {
-            Some(h) => Some(fetch_item(&d, h)?),
-            None => None,
-        };
-        let gzip = first
-            .as_ref()
-            .is_some_and(|f| worth_compressing(&f.transaction_data));
-        let rest =
-            futures::stream::iter(hashes.into_iter().skip(1)).map(move |h| fetch_item(&d, &h));
-        let stream = futures::stream::iter(first.map(Ok)).chain(rest);
-        let mut resp = Response::new(Box::pin(stream) as Self::FetchTransactionsStream);
-        if !gzip {
-            resp.disable_compression();
+                .collect::<Result<Vec<_>, _>>()?;
+            // Read lazily, one per item: a request may name many megabytes. The
+            // first decides whether gzip is worth it for the whole stream.
+            let d = self.distributor.clone();
+            let first = match hashes.first() {
+                Some(h) => Some(fetch_item(&d, h)?),
+                None => None,
+            };
+            let gzip = first
+                .as_ref()
+                .is_some_and(|f| worth_compressing(&f.transaction_data));
+            let rest =
+                futures::stream::iter(hashes.into_iter().skip(1)).map(move |h| fetch_item(&d, &h));
+            let stream = futures::stream::iter(first.map(Ok)).chain(rest);
+            let mut resp = Response::new(Box::pin(stream) as Self::FetchTransactionsStream);
+            if !gzip {
+                resp.disable_compression();
+            }
+            Ok(resp)
         }
-        Ok(resp)
+        .await;
+        self.guard.finish(&a, started, &r);
+        r
     }
 }

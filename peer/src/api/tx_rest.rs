@@ -12,10 +12,15 @@ use axum::{Json, Router};
 use serde_json::json;
 use sorcha_proto::transaction::{CompactNotification, NotificationAck, TransactionNotification};
 
+use super::guard::{Gate, PeerError};
 use super::rest::ApiError;
 use crate::Error;
+use crate::security::{Action, RequestCost};
 use crate::tx::distributor::Distributor;
 use crate::tx::store::parse_hex;
+
+/// Largest REST notification body: one hash, a peer id and two numbers.
+pub const MAX_NOTIFY_BYTES: usize = 64 * 1024;
 
 pub fn router(d: Arc<Distributor>) -> Router {
     // One byte over the limit is enough to know a body is too large.
@@ -27,7 +32,10 @@ pub fn router(d: Arc<Distributor>) -> Router {
             "/api/v1/transactions",
             post(submit).layer(DefaultBodyLimit::max(limit)),
         )
-        .route("/api/v1/transactions/notify", post(notify))
+        .route(
+            "/api/v1/transactions/notify",
+            post(notify).layer(DefaultBodyLimit::max(MAX_NOTIFY_BYTES)),
+        )
         .route("/api/v1/transactions/sync", post(sync))
         .route("/api/v1/transactions/dead-letters", get(dead_letters))
         .route("/api/v1/transactions/{hash}", get(fetch))
@@ -48,6 +56,26 @@ impl From<Error> for ApiError {
 
 async fn submit(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, PeerError> {
+    let started = std::time::Instant::now();
+    let size = body.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+    let a = gate.admit(
+        None,
+        Action::Submit,
+        RequestCost {
+            bytes: size,
+            transactions: 1,
+        },
+    )?;
+    let r = submit_body(&d, body).await;
+    gate.guard.finish_rest(&a, started, &r);
+    Ok(r?)
+}
+
+async fn submit_body(
+    d: &Arc<Distributor>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
@@ -79,9 +107,18 @@ async fn submit(
 
 async fn fetch(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
     Path(hash): Path<String>,
-) -> Result<Response, ApiError> {
-    let h = parse_hex(&hash).ok_or_else(|| {
+) -> Result<Response, PeerError> {
+    let started = std::time::Instant::now();
+    let a = gate.admit(None, Action::Fetch, RequestCost::default())?;
+    let r = fetch_hash(&d, &hash);
+    gate.guard.finish_rest(&a, started, &r);
+    Ok(r?)
+}
+
+fn fetch_hash(d: &Distributor, hash: &str) -> Result<Response, ApiError> {
+    let h = parse_hex(hash).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,
             format!("hash: expected 64 hex digits (SHA-256), got {hash:?}"),
@@ -100,9 +137,25 @@ async fn fetch(
 
 async fn notify(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
     body: Result<Json<TransactionNotification>, JsonRejection>,
+) -> Result<Json<NotificationAck>, PeerError> {
+    let started = std::time::Instant::now();
+    let Json(n) = body.map_err(ApiError::from)?;
+    let cost = RequestCost {
+        bytes: prost::Message::encoded_len(&n) as u64,
+        transactions: 0,
+    };
+    let a = gate.admit(Some(&n.sender_peer_id), Action::Distribute, cost)?;
+    let r = notify_one(&d, n);
+    gate.guard.finish_rest(&a, started, &r);
+    Ok(r?)
+}
+
+fn notify_one(
+    d: &Arc<Distributor>,
+    n: TransactionNotification,
 ) -> Result<Json<NotificationAck>, ApiError> {
-    let Json(n) = body?;
     let hash = parse_hex(&n.transaction_hash).ok_or_else(|| {
         ApiError(
             StatusCode::BAD_REQUEST,

@@ -24,6 +24,19 @@ pub enum AdminCommand {
     RemovePeer { peer_id: String },
     /// Move a dead-lettered transaction back to the offline queue.
     Requeue { hash: String },
+    /// List the bans in force (peer, time left, reason).
+    Bans,
+    /// Ban a peer (refused by this node until the ban ends).
+    Ban {
+        peer_id: String,
+        /// Ban length in minutes; without it the ban lasts until unbanned.
+        #[arg(long)]
+        minutes: Option<u64>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a ban.
+    Unban { peer_id: String },
 }
 
 pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
@@ -35,6 +48,25 @@ pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
         }
         AdminCommand::Requeue { hash } => {
             http.post(format!("{base}/api/v1/admin/dead-letters/{hash}/requeue"))
+        }
+        AdminCommand::Bans => http.get(format!("{base}/api/v1/admin/bans")),
+        AdminCommand::Ban {
+            peer_id,
+            minutes,
+            reason,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(m) = minutes {
+                body.insert("minutes".into(), (*m).into());
+            }
+            if let Some(r) = reason {
+                body.insert("reason".into(), r.clone().into());
+            }
+            http.put(format!("{base}/api/v1/admin/bans/{peer_id}"))
+                .json(&body)
+        }
+        AdminCommand::Unban { peer_id } => {
+            http.delete(format!("{base}/api/v1/admin/bans/{peer_id}"))
         }
     };
     let req = match &opts.token_file {

@@ -48,7 +48,7 @@ pub enum Command {
         #[command(subcommand)]
         command: tx::TxCommand,
     },
-    /// Admin calls: remove a peer, requeue a dead letter.
+    /// Admin calls: remove a peer, requeue a dead letter, list/ban/unban peers.
     Admin(admin::AdminOptions),
     /// Configuration helpers.
     Config {

@@ -30,17 +30,9 @@ impl PeerServiceConfig {
             "mutual TLS",
         );
         check(
-            s.max_requests_per_minute != ds.max_requests_per_minute
-                || s.max_bytes_per_minute != ds.max_bytes_per_minute
-                || s.max_transactions_per_minute != ds.max_transactions_per_minute
-                || s.max_connections_per_minute != ds.max_connections_per_minute,
-            "Security.Max*PerMinute",
-            "rate limiting",
-        );
-        check(
-            s.ban_duration_minutes != ds.ban_duration_minutes,
-            "Security.BanDurationMinutes",
-            "peer reputation and banning",
+            s.max_connections_per_minute != ds.max_connections_per_minute,
+            "Security.MaxConnectionsPerMinute",
+            "connection rate limiting",
         );
         out
     }
@@ -70,6 +62,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_ban_duration_are_live() {
+        let mut cfg = PeerServiceConfig::default();
+        cfg.security.max_requests_per_minute = 1;
+        cfg.security.max_bytes_per_minute = 1;
+        cfg.security.max_transactions_per_minute = 1;
+        cfg.security.ban_duration_minutes = std::time::Duration::from_secs(60);
+        cfg.role = crate::config::PeerRole::Full;
+        assert!(cfg.inert_options().is_empty());
+    }
+
+    #[test]
     fn every_new_security_key_is_reported() {
         type Mutate = fn(&mut crate::config::SecurityConfig);
         let cases: &[(&str, Mutate)] = &[
@@ -78,16 +81,8 @@ mod tests {
             ("Security", |s| {
                 s.reload_interval_seconds = std::time::Duration::from_secs(1)
             }),
-            ("Security.Max*PerMinute", |s| s.max_requests_per_minute = 1),
-            ("Security.Max*PerMinute", |s| s.max_bytes_per_minute = 1),
-            ("Security.Max*PerMinute", |s| {
-                s.max_transactions_per_minute = 1
-            }),
-            ("Security.Max*PerMinute", |s| {
+            ("Security.MaxConnectionsPerMinute", |s| {
                 s.max_connections_per_minute = 1
-            }),
-            ("Security.BanDurationMinutes", |s| {
-                s.ban_duration_minutes = std::time::Duration::from_secs(60)
             }),
         ];
         for (path, mutate) in cases {

@@ -350,3 +350,21 @@ fn load_reads_file_and_reports_io_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn role_loads_from_yaml_and_env_and_a_bad_one_names_the_choices() {
+    let c = load_from(Some("PeerService:\n  Role: ReadOnly\n"), &[]).unwrap();
+    assert_eq!(c.role, crate::config::PeerRole::ReadOnly);
+    let c = load_from(None, &env(&[("SORCHA__ROLE", "Full")])).unwrap();
+    assert_eq!(c.role, crate::config::PeerRole::Full);
+    assert_eq!(
+        load_from(None, &[]).unwrap().role,
+        crate::config::PeerRole::Bootstrap
+    );
+    let e = only_error(load_from(Some("PeerService:\n  Role: Observer\n"), &[]));
+    assert_eq!(e.field, "PeerService.Role");
+    assert_eq!(e.value, "\"Observer\"");
+    for choice in ["ReadOnly", "Full", "Bootstrap"] {
+        assert!(e.expected.contains(choice), "{e}");
+    }
+}

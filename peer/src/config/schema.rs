@@ -20,6 +20,13 @@ pub struct PeerServiceConfig {
     pub enabled: bool,
     /// Null: generated at first start and persisted in the data directory.
     pub node_id: Option<String>,
+    /// Addition (design "Authorization"): what this node does in the
+    /// network. `Full` distributes transactions; `ReadOnly` receives and
+    /// fetches but never distributes (its local submissions are refused);
+    /// `Bootstrap` is a full peer that also accepts registrations. The
+    /// default is `Bootstrap`, so any node can be named in another's
+    /// `BootstrapNodes`, as before roles existed; `Full` opts out.
+    pub role: PeerRole,
     /// Addition: the address the listener binds (the design names only a port).
     pub listen_address: String,
     pub listen_port: u16,
@@ -51,6 +58,40 @@ pub struct NetworkAddressConfig {
     /// HTTP lookup service and for the self-verification call.
     #[serde(with = "seconds")]
     pub lookup_timeout_seconds: Duration,
+}
+
+/// A peer's capabilities (`PeerService.Role`, and the certificate's
+/// `urn:sorcha:role:` URI SAN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PeerRole {
+    ReadOnly,
+    Full,
+    Bootstrap,
+}
+
+impl PeerRole {
+    /// The lowercase name used in certificates and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerRole::ReadOnly => "readonly",
+            PeerRole::Full => "full",
+            PeerRole::Bootstrap => "bootstrap",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "readonly" => Some(PeerRole::ReadOnly),
+            "full" => Some(PeerRole::Full),
+            "bootstrap" => Some(PeerRole::Bootstrap),
+            _ => None,
+        }
+    }
+
+    /// Read-only peers may request but not distribute.
+    pub fn distributes(self) -> bool {
+        self != PeerRole::ReadOnly
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +235,7 @@ impl Default for PeerServiceConfig {
         Self {
             enabled: true,
             node_id: None,
+            role: PeerRole::Bootstrap,
             listen_address: "0.0.0.0".into(),
             listen_port: 5001,
             data_directory: PathBuf::from("./data"),

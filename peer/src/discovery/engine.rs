@@ -146,7 +146,11 @@ impl Engine {
         if pong.peer_id == self.m.id() {
             return Ok(None);
         }
-        let reg = self
+        // Registration is a courtesy: the ping above and the list request
+        // below both describe this node too. A node that refuses it (only
+        // bootstrap nodes accept registrations, PeerService.Role) is a
+        // normal outcome, not a failed bootstrap.
+        match self
             .client
             .register(
                 url,
@@ -154,9 +158,16 @@ impl Engine {
                     peer_info: Some(self.m.self_info()),
                 },
             )
-            .await?;
-        if !reg.success {
-            tracing::warn!(%url, message = %reg.message, "bootstrap node refused registration");
+            .await
+        {
+            Ok(reg) if !reg.success => {
+                tracing::warn!(%url, message = %reg.message, "bootstrap node refused registration");
+            }
+            Ok(_) => {}
+            Err(crate::Error::PeerRejected { message, .. }) => {
+                tracing::info!(%url, %message, "node does not accept registrations");
+            }
+            Err(e) => return Err(e),
         }
         let list = self
             .client

@@ -12,6 +12,8 @@
 //! - [`handshake::accept`] runs a server handshake and returns the
 //!   authenticated peer or a classified, logged refusal.
 //! - [`limits`] and [`reputation`] are pure accounting over a [`clock`].
+//! - [`policy`] decides, per request, who the caller is and whether to
+//!   serve it (claimed id vs certificate, bans, limits, capabilities).
 //! - [`admin::AdminAuth`] decides who may call admin operations.
 pub mod admin;
 pub mod clock;
@@ -20,6 +22,7 @@ pub mod handshake;
 pub mod identity;
 pub mod limits;
 pub mod peer_cert;
+pub mod policy;
 pub mod reload;
 pub mod reputation;
 pub mod revocation;
@@ -37,7 +40,10 @@ pub use identity::{IdentityFiles, load_identity};
 pub use limits::{
     ConnectionRateLimiter, LimitExceeded, LimitKind, PeerLimits, PeerRateLimiter, RequestCost,
 };
-pub use peer_cert::{PEER_ID_URI_PREFIX, PeerCertificate, peer_id_uri};
+pub use peer_cert::{PEER_ID_URI_PREFIX, PeerCertificate, ROLE_URI_PREFIX, peer_id_uri, role_uri};
+pub use policy::{
+    Action, Admission, CallerFacts, Identity, PeerObserver, Policy, Refusal, RefusalClass,
+};
 pub use reload::{Part, ReloadReport};
 pub use reputation::{Observation, Reputation, ReputationConfig};
 pub use revocation::RevocationList;

@@ -10,9 +10,18 @@ use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::error::{Result, SecurityError};
+use crate::config::PeerRole;
 
 /// Prefix of the URI SAN carrying the peer id.
 pub const PEER_ID_URI_PREFIX: &str = "urn:sorcha:peer:";
+
+/// Prefix of the URI SAN carrying the peer's role.
+pub const ROLE_URI_PREFIX: &str = "urn:sorcha:role:";
+
+/// The URI SAN value for `role`.
+pub fn role_uri(role: PeerRole) -> String {
+    format!("{ROLE_URI_PREFIX}{}", role.as_str())
+}
 
 /// The URI SAN value for `peer_id` (what the operator writes into a
 /// certificate it issues).
@@ -39,6 +48,8 @@ pub struct PeerCertificate {
     /// Serial number, normalized by [`normalize_serial`].
     pub serial: String,
     pub not_after: SystemTime,
+    /// From the `urn:sorcha:role:` URI SAN; `None` when absent (a full peer).
+    pub role: Option<PeerRole>,
 }
 
 impl PeerCertificate {
@@ -50,6 +61,7 @@ impl PeerCertificate {
             .map_err(|e| bad(format!("not a valid X.509 certificate ({e})")))?;
         let mut peer_ids = Vec::new();
         let mut dns_names = Vec::new();
+        let mut roles = Vec::new();
         let san = cert
             .subject_alternative_name()
             .map_err(|e| bad(format!("unreadable subjectAltName extension ({e})")))?;
@@ -58,6 +70,8 @@ impl PeerCertificate {
                 GeneralName::URI(uri) => {
                     if let Some(id) = strip_prefix_ignore_case(uri, PEER_ID_URI_PREFIX) {
                         peer_ids.push(id.to_string());
+                    } else if let Some(r) = strip_prefix_ignore_case(uri, ROLE_URI_PREFIX) {
+                        roles.push(r.to_string());
                     }
                 }
                 GeneralName::DNSName(dns) => dns_names.push(dns.to_string()),
@@ -82,6 +96,22 @@ impl PeerCertificate {
                 )));
             }
         };
+        let role = match roles.as_slice() {
+            [] => None,
+            [r] => Some(PeerRole::parse(r).ok_or_else(|| {
+                bad(format!(
+                    "URI SAN {ROLE_URI_PREFIX}{r:?} names an unknown role (expected readonly, \
+                     full or bootstrap)"
+                ))
+            })?),
+            many => {
+                return Err(bad(format!(
+                    "{} {ROLE_URI_PREFIX} URI SANs ({}); a certificate names at most one role",
+                    many.len(),
+                    many.join(", ")
+                )));
+            }
+        };
         let not_after = cert.validity().not_after.timestamp();
         let not_after = if not_after >= 0 {
             UNIX_EPOCH + Duration::from_secs(not_after as u64)
@@ -93,6 +123,7 @@ impl PeerCertificate {
             dns_names,
             serial: normalize_serial(&hex::encode(cert.raw_serial())),
             not_after,
+            role,
         })
     }
 
@@ -111,6 +142,11 @@ impl PeerCertificate {
             )));
         }
         Ok(cert)
+    }
+
+    /// The holder's role: the certificate's, or `full` when it names none.
+    pub fn role(&self) -> PeerRole {
+        self.role.unwrap_or(PeerRole::Full)
     }
 
     /// Refuses a peer whose claimed id (in a request) is not the one its
@@ -194,6 +230,7 @@ mod tests {
             dns_names: vec![],
             serial: "1".into(),
             not_after: UNIX_EPOCH,
+            role: None,
         };
         cert.check_claimed_peer_id("node-1").unwrap();
         let e = cert.check_claimed_peer_id("node-2").unwrap_err();
@@ -205,5 +242,29 @@ mod tests {
         };
         assert!(anonymous.check_claimed_peer_id("node-1").is_err());
         assert!(PeerCertificate::authenticated(None).is_err());
+    }
+
+    #[test]
+    fn role_comes_from_the_role_uri_san_and_defaults_to_full() {
+        use crate::security::test_pki::Ca;
+        let ca = Ca::new("roles");
+        let plain = PeerCertificate::from_der(&ca.leaf("n1").issue().der).unwrap();
+        assert_eq!((plain.role, plain.role()), (None, PeerRole::Full));
+        for role in [PeerRole::ReadOnly, PeerRole::Full, PeerRole::Bootstrap] {
+            let leaf = ca.leaf("n1").extra_uri(&role_uri(role)).issue();
+            let c = PeerCertificate::from_der(&leaf.der).unwrap();
+            assert_eq!(c.role(), role);
+            assert_eq!(c.peer_id.as_deref(), Some("n1"));
+        }
+        let bad = ca.leaf("n1").extra_uri("urn:sorcha:role:admin").issue();
+        let e = PeerCertificate::from_der(&bad.der).unwrap_err().to_string();
+        assert!(e.contains("unknown role") && e.contains("admin"), "{e}");
+        let two = ca
+            .leaf("n1")
+            .extra_uri("urn:sorcha:role:full")
+            .extra_uri("urn:sorcha:role:bootstrap")
+            .issue();
+        let e = PeerCertificate::from_der(&two.der).unwrap_err().to_string();
+        assert!(e.contains("at most one role"), "{e}");
     }
 }

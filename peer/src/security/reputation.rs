@@ -281,6 +281,35 @@ impl Reputation {
         }
     }
 
+    /// Bans in force now (expired ones end here).
+    pub fn active_bans(&self) -> usize {
+        let now = self.clock.now();
+        let mut peers = self.lock();
+        let mut n = 0;
+        for r in peers.values_mut() {
+            self.expire(r, now);
+            n += usize::from(r.ban.is_some());
+        }
+        n
+    }
+
+    /// One tracked peer's standing.
+    pub fn standing(&self, peer: &str) -> Option<PeerStanding> {
+        let now = self.clock.now();
+        let mut peers = self.lock();
+        let r = peers.get_mut(peer)?;
+        self.expire(r, now);
+        Some(PeerStanding {
+            peer_id: peer.to_string(),
+            score: r.score,
+            successes: r.successes,
+            failures: r.failures,
+            invalid_messages: r.invalid_messages,
+            limit_violations: r.limit_violations,
+            ban: r.ban.as_ref().map(|b| info(b, now)),
+        })
+    }
+
     /// Every tracked peer, sorted by peer id.
     pub fn list(&self) -> Vec<PeerStanding> {
         let now = self.clock.now();

@@ -159,6 +159,7 @@ mod tests {
             dns_names: vec![],
             serial: normalize_serial(serial),
             not_after: UNIX_EPOCH,
+            role: None,
         }
     }
 

@@ -69,6 +69,9 @@ pub struct Distributor {
     /// Hashes of newly stored transactions, for live observers (the
     /// dashboard, benchmarks). Lagging receivers lose the oldest.
     stored: tokio::sync::broadcast::Sender<TxHash>,
+    /// Told about peers that sent invalid data (the caller policy's
+    /// reputation table); set once at start.
+    observer: std::sync::OnceLock<Arc<dyn crate::security::PeerObserver>>,
 }
 
 impl Distributor {
@@ -111,7 +114,20 @@ impl Distributor {
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
             stored: tokio::sync::broadcast::channel(4096).0,
+            observer: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Where invalid data from peers is reported (at most once; later
+    /// calls are ignored).
+    pub fn set_peer_observer(&self, o: Arc<dyn crate::security::PeerObserver>) {
+        let _ = self.observer.set(o);
+    }
+
+    pub(super) fn observe_peer(&self, peer: &str, obs: crate::security::Observation) {
+        if let Some(o) = self.observer.get() {
+            o.observe_peer(peer, obs);
+        }
     }
 
     pub fn me(&self) -> &str {

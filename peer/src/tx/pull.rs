@@ -116,7 +116,7 @@ impl Distributor {
                     accepts.push(self.accept_pulled(p.hash, a.transaction_data, p.round, peer));
                 }
                 Some(a) if a.found => {
-                    let e = corrupt(peer, &p.hash, "content does not match its hash");
+                    let e = self.corrupt(peer, &p.hash, "content does not match its hash");
                     self.pull_failed(peer, Some(&p.hash), &e);
                     missed.push(p);
                 }
@@ -274,10 +274,10 @@ impl Distributor {
             })
             .await?;
         if data.len() as u64 > self.cfg.max_transaction_size {
-            return Err(corrupt(peer, &p.hash, "larger than MaxTransactionSize"));
+            return Err(self.corrupt(peer, &p.hash, "larger than MaxTransactionSize"));
         }
         if hash_of(&data) != p.hash {
-            return Err(corrupt(peer, &p.hash, "content does not match its hash"));
+            return Err(self.corrupt(peer, &p.hash, "content does not match its hash"));
         }
         Ok(data)
     }
@@ -301,12 +301,12 @@ impl Distributor {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|s| status_err(&peer.url, s))?;
                 if chunk.chunk_index != expected || chunk.total_chunks <= chunk.chunk_index {
-                    return Err(corrupt(peer, hash, "chunks out of order"));
+                    return Err(self.corrupt(peer, hash, "chunks out of order"));
                 }
                 expected += 1;
                 data.extend_from_slice(&chunk.chunk_data);
                 if data.len() as u64 > self.cfg.max_transaction_size {
-                    return Err(corrupt(peer, hash, "larger than MaxTransactionSize"));
+                    return Err(self.corrupt(peer, hash, "larger than MaxTransactionSize"));
                 }
             }
             Ok(data)
@@ -331,9 +331,14 @@ fn not_held(peer: &PeerRef, hash: &TxHash) -> Error {
     }
 }
 
-fn corrupt(peer: &PeerRef, hash: &TxHash, what: &str) -> Error {
-    Error::PeerRejected {
-        peer: peer.url.clone(),
-        message: format!("transaction {}: {what}", to_hex(hash)),
+impl Distributor {
+    /// A peer served data that is not what it announced: an invalid
+    /// message for its reputation, and the error for the retry logic.
+    fn corrupt(&self, peer: &PeerRef, hash: &TxHash, what: &str) -> Error {
+        self.observe_peer(&peer.id, crate::security::Observation::InvalidMessage);
+        Error::PeerRejected {
+            peer: peer.url.clone(),
+            message: format!("transaction {}: {what}", to_hex(hash)),
+        }
     }
 }

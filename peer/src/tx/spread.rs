@@ -30,6 +30,10 @@ impl Distributor {
         exclude: Option<&str>,
         compressible: bool,
     ) {
+        // A read-only node receives but never distributes (PeerService.Role).
+        if !self.m.me().capabilities.supports_transaction_distribution {
+            return;
+        }
         let targets = self.fanout_targets(exclude);
         if targets.is_empty() {
             return;

@@ -171,7 +171,10 @@ impl Distributor {
             .metrics
             .anti_entropy_repairs
             .inc_by((lacking.len() + extra.len()) as u64);
-        if !extra.is_empty() {
+        // A read-only node only repairs itself: peers refuse its
+        // announcements (PeerService.Role).
+        let distributes = self.m.me().capabilities.supports_transaction_distribution;
+        if distributes && !extra.is_empty() {
             self.notify(&peer, extra).await?;
         }
         // Repairs do not spread further: every peer runs its own rounds.

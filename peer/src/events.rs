@@ -18,6 +18,8 @@ pub enum EventKind {
     BootstrapSucceeded,
     BootstrapFailed,
     DiscoveryRound,
+    /// Certificate, trust bundle or revocation list re-read from disk.
+    TlsReloaded,
     Error,
 }
 

@@ -14,6 +14,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod comm;
 pub mod config;
 pub mod discovery;
 pub mod error;

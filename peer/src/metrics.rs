@@ -47,6 +47,13 @@ pub struct Metrics {
     pub announcement_bytes: IntCounter,
     pub listener_received: IntCounter,
     pub listener_sent: IntCounter,
+    /// TLS handshakes (and anonymous requests) refused, by
+    /// `security::RefusalReason::label`.
+    pub tls_handshake_refusals: IntCounterVec,
+    /// Connections closed before any handshake, by reason (`rate_limit`).
+    pub connections_refused: IntCounterVec,
+    /// Hot reloads of the TLS material, by part and result.
+    pub tls_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -213,6 +220,30 @@ impl Metrics {
                 "Bytes written to connections this node accepted (all protocols, framing included)",
             )
             .unwrap(),
+            tls_handshake_refusals: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_tls_handshake_refusals_total",
+                    "TLS connections refused, by reason (anonymous requests beyond health and metrics count as no_client_certificate)",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_connections_refused_total",
+                    "Incoming connections closed before any handshake, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            tls_reloads: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_tls_reloads_total",
+                    "Changed TLS files seen by hot reload, by part and result (applied, failed)",
+                ),
+                &["part", "result"],
+            )
+            .unwrap(),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -242,6 +273,9 @@ impl Metrics {
             Box::new(m.announcement_bytes.clone()),
             Box::new(m.listener_received.clone()),
             Box::new(m.listener_sent.clone()),
+            Box::new(m.tls_handshake_refusals.clone()),
+            Box::new(m.connections_refused.clone()),
+            Box::new(m.tls_reloads.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

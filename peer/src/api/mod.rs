@@ -4,6 +4,7 @@ pub mod admin;
 pub mod grpc;
 pub mod handlers;
 pub mod rest;
+pub mod serve;
 pub mod tx_grpc;
 pub mod tx_rest;
 pub mod wire;

@@ -40,26 +40,13 @@ impl PeerServiceConfig {
             "Communication.CircuitBreakerResetMinutes",
             "communication manager",
         );
-        // RequireMutualTLS=true is refused at start instead (node::start).
-        // The `security` module implements what the remaining keys configure,
-        // but the listener and clients do not use it yet (AdminTokenFile is
-        // live: the admin API checks it).
+        // Mutual TLS, its files, hot reload and the connection-rate limit
+        // are live; so is AdminTokenFile (the admin API checks it).
         let (s, ds) = (&self.security, &d.security);
-        check(
-            s.certificate_path != ds.certificate_path
-                || s.certificate_password != ds.certificate_password
-                || s.trusted_cas != ds.trusted_cas
-                || s.private_key_path != ds.private_key_path
-                || s.revocation_list_path != ds.revocation_list_path
-                || s.reload_interval_seconds != ds.reload_interval_seconds,
-            "Security",
-            "mutual TLS",
-        );
         check(
             s.max_requests_per_minute != ds.max_requests_per_minute
                 || s.max_bytes_per_minute != ds.max_bytes_per_minute
-                || s.max_transactions_per_minute != ds.max_transactions_per_minute
-                || s.max_connections_per_minute != ds.max_connections_per_minute,
+                || s.max_transactions_per_minute != ds.max_transactions_per_minute,
             "Security.Max*PerMinute",
             "rate limiting",
         );
@@ -87,27 +74,22 @@ mod tests {
         cfg.offline_mode.max_queue_size = 5;
         cfg.transaction_distribution.gossip_rounds = 5;
         cfg.communication.max_retries = 9;
+        // Nor are mutual TLS and the connection-rate limit.
         cfg.security.trusted_cas = Some("ca.pem".into());
+        cfg.security.reload_interval_seconds = std::time::Duration::from_secs(1);
+        cfg.security.max_connections_per_minute = 1;
         let paths: Vec<_> = cfg.inert_options().into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["Communication.MaxRetries", "Security"]);
+        assert_eq!(paths, vec!["Communication.MaxRetries"]);
     }
 
     #[test]
     fn every_new_security_key_is_reported() {
         type Mutate = fn(&mut crate::config::SecurityConfig);
         let cases: &[(&str, Mutate)] = &[
-            ("Security", |s| s.private_key_path = Some("k".into())),
-            ("Security", |s| s.revocation_list_path = Some("r".into())),
-            ("Security", |s| {
-                s.reload_interval_seconds = std::time::Duration::from_secs(1)
-            }),
             ("Security.Max*PerMinute", |s| s.max_requests_per_minute = 1),
             ("Security.Max*PerMinute", |s| s.max_bytes_per_minute = 1),
             ("Security.Max*PerMinute", |s| {
                 s.max_transactions_per_minute = 1
-            }),
-            ("Security.Max*PerMinute", |s| {
-                s.max_connections_per_minute = 1
             }),
             ("Security.BanDurationMinutes", |s| {
                 s.ban_duration_minutes = std::time::Duration::from_secs(60)

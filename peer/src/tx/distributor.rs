@@ -32,10 +32,10 @@ pub struct PeerRef {
     pub url: String,
 }
 
-impl From<PeerRecord> for PeerRef {
-    fn from(p: PeerRecord) -> Self {
+impl PeerRef {
+    pub fn new(p: PeerRecord, connector: &crate::comm::Connector) -> Self {
         PeerRef {
-            url: crate::client::peer_url(&p.address, p.port),
+            url: connector.url(&p.address, p.port),
             id: p.peer_id,
         }
     }
@@ -77,7 +77,7 @@ impl Distributor {
         offline: &OfflineModeConfig,
         data_dir: &std::path::Path,
         m: Arc<Membership>,
-        connect_timeout: std::time::Duration,
+        connector: crate::comm::Connector,
         faults: &crate::node::Faults,
     ) -> Result<Arc<Self>> {
         let store = TxStore::open(data_dir)?;
@@ -91,7 +91,7 @@ impl Distributor {
         }
         let clients = TxClients::new(
             cfg.enable_compression,
-            connect_timeout,
+            connector,
             cfg.notification_timeout
                 .max(std::time::Duration::from_secs(30)),
             max_message_bytes(cfg.max_transaction_size),
@@ -280,12 +280,14 @@ impl Distributor {
             .records()
             .into_iter()
             .filter(|p| p.responsive)
-            .map(PeerRef::from)
+            .map(|p| PeerRef::new(p, self.clients.connector()))
             .collect()
     }
 
     pub(super) fn peer_by_id(&self, id: &str) -> Option<PeerRef> {
-        self.m.get(id).map(PeerRef::from)
+        self.m
+            .get(id)
+            .map(|p| PeerRef::new(p, self.clients.connector()))
     }
 
     /// A random fanout of live peers, never `exclude` (where a transaction

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use super::distributor::PeerRef;
+use crate::comm::Connector;
 
 use crate::{Error, Result};
 
@@ -52,7 +55,7 @@ pub fn max_message_bytes(max_transaction_size: u64) -> usize {
 
 pub struct TxClients {
     compression: bool,
-    connect_timeout: Duration,
+    connector: Connector,
     request_timeout: Duration,
     max_message: usize,
     /// Fault injection: the share of calls failed as if lost on the wire.
@@ -65,14 +68,14 @@ pub type Client = TransactionDistributionClient<Channel>;
 impl TxClients {
     pub fn new(
         compression: bool,
-        connect_timeout: Duration,
+        connector: Connector,
         request_timeout: Duration,
         max_message: usize,
         drop_ratio: f64,
     ) -> Self {
         Self {
             compression,
-            connect_timeout,
+            connector,
             request_timeout,
             max_message,
             drop_ratio,
@@ -84,7 +87,8 @@ impl TxClients {
     /// says. (A server compresses a streamed answer whenever the client
     /// accepts gzip, so only calls that may fetch big, compressible data
     /// accept it.)
-    pub fn client(&self, url: &str, gzip: Gzip) -> Result<Client> {
+    pub fn client(&self, peer: &PeerRef, gzip: Gzip) -> Result<Client> {
+        let url = peer.url.as_str();
         if lost(self.drop_ratio) {
             return Err(Error::PeerUnreachable {
                 peer: url.to_owned(),
@@ -99,14 +103,8 @@ impl TxClients {
                     ch.clone()
                 }
                 None => {
-                    let ch = Endpoint::from_shared(url.to_owned())
-                        .map_err(|e| Error::InvalidPeerAddress {
-                            address: url.to_owned(),
-                            reason: e.to_string(),
-                        })?
-                        .connect_timeout(self.connect_timeout)
-                        .tcp_nodelay(true)
-                        .connect_lazy();
+                    let endpoint = self.connector.endpoint(url)?;
+                    let ch = self.connector.channel_lazy(&endpoint, Some(&peer.id))?;
                     map.insert(url.to_owned(), (ch.clone(), Instant::now()));
                     ch
                 }
@@ -149,6 +147,11 @@ impl TxClients {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(url);
+    }
+
+    /// How this node reaches peers (and the scheme of their URLs).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     pub fn open(&self) -> usize {

@@ -74,7 +74,7 @@ impl Distributor {
             Gzip::Off
         };
         let answers = async {
-            let mut c = self.clients.client(&peer.url, gzip)?;
+            let mut c = self.clients.client(peer, gzip)?;
             let mut stream = c
                 .fetch_transactions(self.clients.request(req, bytes))
                 .await
@@ -223,7 +223,7 @@ impl Distributor {
             transaction_hash: to_hex(hash),
             requesting_peer_id: self.me().to_owned(),
         };
-        let mut c = self.clients.client(&peer.url, p.gzip)?;
+        let mut c = self.clients.client(peer, p.gzip)?;
         let data = if size > self.cfg.streaming_threshold {
             let mut stream = c
                 .stream_transaction(self.clients.request(req, size))

@@ -66,7 +66,7 @@ impl Distributor {
                 round: round as i32,
             };
             let mut c = self.clients.client(
-                &peer.url,
+                peer,
                 if compress {
                     Gzip::SendAndAccept
                 } else {
@@ -169,7 +169,7 @@ impl Distributor {
                     // A new stream starts by naming the sender.
                     batch.sender_peer_id = self.me().to_owned();
                     let (tx, rx) = mpsc::channel(256);
-                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+                    let mut c = self.clients.client(peer, Gzip::Off)?;
                     let url = peer.url.clone();
                     tokio::spawn(async move {
                         let call =
@@ -215,7 +215,7 @@ impl Distributor {
         };
         let count = req.notifications.len() as u64;
         let bytes = prost::Message::encoded_len(&req);
-        let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+        let mut c = self.clients.client(peer, Gzip::Off)?;
         let ack = c
             .notify_transactions(self.clients.request(req, 0))
             .await

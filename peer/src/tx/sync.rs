@@ -113,7 +113,7 @@ impl Distributor {
             requesting_peer_id: self.me().to_owned(),
             bucket_digests: bucket_digests(mine.iter().map(|(h, _)| h)),
         };
-        let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+        let mut c = self.clients.client(&peer, Gzip::Off)?;
         let resp = c
             .sync_transactions(self.clients.request(req, 0))
             .await

@@ -414,3 +414,81 @@ async fn plaintext_node_serves_http_and_limits_connections_per_source() {
     assert_eq!(refused, 1);
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reaches_an_mtls_node_with_cert_key_and_ca() {
+    let root = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let ca = Ca::new("network");
+    let files = NodeFiles::new(root.path(), "a", &ca.leaf("node-a").issue(), &[&ca], "");
+    let node = start(mtls_config(data.path(), &files, &[])).await;
+    let operator = NodeFiles::new(root.path(), "cli", &ca.leaf("operator").issue(), &[&ca], "");
+    let tx = root.path().join("tx.bin");
+    std::fs::write(&tx, b"submitted over mutual TLS").unwrap();
+    let sorcha = |args: Vec<String>| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_sorcha-peer"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap()
+    };
+    let path = |p: &str| operator.dir.join(p).display().to_string();
+    let url = node.url();
+    let submit = |extra: &[String]| {
+        let mut a: Vec<String> = ["tx", "submit", "--peer", &url].map(String::from).to_vec();
+        a.extend_from_slice(extra);
+        a.push(tx.display().to_string());
+        a
+    };
+
+    // Without options the CLI cannot even trust the node's certificate;
+    // with a CA but no certificate it is told what is missing.
+    let without = sorcha(submit(&[])).await;
+    assert!(!without.status.success());
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    let ca_only = sorcha(submit(&["--ca".into(), path("ca.pem")])).await;
+    let err = String::from_utf8_lossy(&ca_only.stderr);
+    assert!(err.contains("--ca needs --cert"), "{err}");
+
+    let with = sorcha(submit(&[
+        "--cert".into(),
+        path("tls.crt"),
+        "--ca".into(),
+        path("ca.pem"),
+    ]))
+    .await;
+    let out = String::from_utf8_lossy(&with.stdout);
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    // A lone node counts itself offline and queues the transaction.
+    let hash = out.split_whitespace().next().unwrap_or_default();
+    assert_eq!(hash.len(), 64, "a SHA-256 hash: {out}");
+
+    // Admin through the same options (the key given explicitly this time).
+    let admin = sorcha(vec![
+        "admin".into(),
+        "--peer".into(),
+        url.clone(),
+        "--cert".into(),
+        path("tls.crt"),
+        "--key".into(),
+        path("tls.key"),
+        "--ca".into(),
+        path("ca.pem"),
+        "remove-peer".into(),
+        "nobody".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&admin.stderr);
+    assert!(
+        !err.contains("401"),
+        "TLS accepted, the admin API answered: {err}"
+    );
+    assert!(admin.status.success() || err.contains("404"), "{err}");
+    node.shutdown().await;
+}

@@ -130,8 +130,14 @@ impl Listener {
                 match acceptor {
                     None => conn.serve(io, None).await,
                     Some(acceptor) => {
-                        match crate::security::accept_optional(&acceptor, io, remote, timeout).await
-                        {
+                        let handshake =
+                            crate::security::accept_optional(&acceptor, io, remote, timeout);
+                        // Shutdown does not wait for handshakes in progress.
+                        let outcome = tokio::select! {
+                            r = handshake => r,
+                            _ = conn.shutdown.cancelled() => return,
+                        };
+                        match outcome {
                             Ok((stream, cert)) => conn.serve(stream, cert.map(Arc::new)).await,
                             Err(refusal) => conn.refused(refusal.reason),
                         }

@@ -87,8 +87,10 @@ impl AsyncWrite for CountingStream {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub remote: std::net::SocketAddr,
-    /// The client certificate verified in the TLS handshake; `None` on a
-    /// plaintext listener, where a peer id is only ever claimed.
+    /// The client certificate verified in the TLS handshake (`api::serve`
+    /// fills it in). `None` on a plaintext listener, where a peer id is only
+    /// ever claimed, and for an anonymous TLS client, which the listener
+    /// lets reach only `/healthz`, `/readyz` and `/metrics`.
     pub certificate: Option<std::sync::Arc<crate::security::PeerCertificate>>,
 }
 

@@ -24,6 +24,8 @@ use sorcha_peer::node::{self, NodeHandle};
 use sorcha_peer::tx::store::{TxHash, hash_of};
 use tokio::sync::mpsc;
 
+#[path = "support/pki.rs"]
+mod pki;
 mod support;
 
 struct Args {
@@ -96,7 +98,7 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
 }
 
 async fn network(a: &Args, root: &std::path::Path, tls: bool) -> Vec<NodeHandle> {
-    let pki = tls.then(|| support::BenchPki::new(root));
+    let pki = tls.then(|| pki::BenchPki::new(root));
     let config = |i: usize| {
         let mut cfg = bench_config(a, &root.join(i.to_string()));
         if let Some(pki) = &pki {

@@ -393,6 +393,7 @@ async fn a_peer_revoked_at_runtime_is_refused_on_its_next_handshake() {
 
 #[tokio::test]
 async fn plaintext_node_serves_http_and_limits_connections_per_source() {
+    let (logs, _guard) = Logs::capture();
     let data = tempfile::tempdir().unwrap();
     let mut cfg = mk_config(data.path(), &[]);
     cfg.security.max_connections_per_minute = 3;
@@ -412,6 +413,11 @@ async fn plaintext_node_serves_http_and_limits_connections_per_source() {
         .with_label_values(&["rate_limit"])
         .get();
     assert_eq!(refused, 1);
+    assert!(
+        logs.text().contains("reason=\"rate_limit\""),
+        "{}",
+        logs.text()
+    );
     node.shutdown().await;
 }
 

@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -86,6 +86,7 @@ impl Listener {
             None => None,
         };
         let (open_tx, open_rx) = watch::channel(());
+        let (mut last_logged, mut unlogged) = (None, 0u64);
         loop {
             let accepted = tokio::select! {
                 r = self.tcp.accept() => r,
@@ -106,7 +107,20 @@ impl Listener {
                     .connections_refused
                     .with_label_values(&["rate_limit"])
                     .inc();
-                tracing::warn!(%remote, reason = "rate_limit", "refused connection: {e}");
+                // A flood must not become a flood of log lines: one line
+                // per second at most, with how many were not logged.
+                if last_logged.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(
+                        %remote,
+                        reason = "rate_limit",
+                        unlogged_since_last = unlogged,
+                        "refused connection: {e}"
+                    );
+                    last_logged = Some(Instant::now());
+                    unlogged = 0;
+                } else {
+                    unlogged += 1;
+                }
                 continue;
             }
             // Small gossip messages must not wait for Nagle's algorithm.

@@ -498,3 +498,32 @@ async fn cli_reaches_an_mtls_node_with_cert_key_and_ca() {
     assert!(admin.status.success() || err.contains("404"), "{err}");
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn node_id_must_be_the_certificates_peer_id() {
+    let root = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let ca = Ca::new("network");
+    let files = NodeFiles::new(root.path(), "a", &ca.leaf("node-a").issue(), &[&ca], "");
+    let mut cfg = mtls_config(data.path(), &files, &[]);
+    cfg.node_id = Some("someone-else".into());
+    let err = sorcha_peer::node::start(cfg).await.err().expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("PeerService.NodeId") && text.contains("node-a"),
+        "{text}"
+    );
+    let nameless = NodeFiles::new(
+        root.path(),
+        "b",
+        &ca.leaf("x").no_peer_id().issue(),
+        &[&ca],
+        "",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let err = sorcha_peer::node::start(mtls_config(data.path(), &nameless, &[]))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("CertificatePath"), "{err}");
+}

@@ -141,3 +141,96 @@ fn every_peer_setting_reaches_the_peer() {
         (3, 120)
     );
 }
+
+/// A peer started from exactly what the operator renders (config file and
+/// pod environment; only the mount roots are moved into a temporary
+/// directory and the listener onto an ephemeral loopback port), with
+/// certificates issued by the operator's own PKI code at the mounted
+/// paths, serves mutual TLS under its pod name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_started_from_the_rendered_config_serves_mutual_tls() {
+    use sorcha_operator::pki::{PeerRole, generate_ca, issue_peer_cert};
+    use std::time::Duration;
+
+    let n = network(samples()[0].clone());
+    assert!(n.spec.tls.enabled, "the default sample runs TLS");
+    let net = Net::new(&n, "cluster.local").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let moved = |s: &str| {
+        s.replace(
+            "/etc/sorcha/",
+            &format!("{}/etc/sorcha/", root.path().display()),
+        )
+        .replace(
+            resources::DATA_DIR,
+            &format!("{}{}", root.path().display(), resources::DATA_DIR),
+        )
+    };
+    let yaml = moved(&resources::peer_config_yaml(&net).unwrap());
+    let pod = net.pod_name(0);
+    let mut env: Vec<(String, String)> = pod_env(&peer_container(&net), &pod, "ledger")
+        .into_iter()
+        .map(|(k, v)| (k, moved(&v)))
+        .collect();
+    env.push(("SORCHA__LISTENADDRESS".into(), "127.0.0.1".into()));
+
+    // The files the operator's Secrets and ConfigMap project.
+    let now = jiff::Timestamp::now();
+    let day = Duration::from_secs(86_400);
+    let ca = generate_ca("alpha CA", now, 365 * day).unwrap();
+    let write = |path: String, text: &str| {
+        let path = std::path::PathBuf::from(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let tls_dir = |pod: &str| moved(&format!("/etc/sorcha/tls/{pod}"));
+    for (i, p) in [(0, pod.clone()), (1, net.pod_name(1))] {
+        let role = if i == 0 {
+            PeerRole::Bootstrap
+        } else {
+            PeerRole::Full
+        };
+        let cert = issue_peer_cert(&ca, &p, role, &[net.pod_dns(i)], now, 30 * day).unwrap();
+        write(format!("{}/tls.crt", tls_dir(&p)), &cert.cert_pem);
+        write(format!("{}/tls.key", tls_dir(&p)), &cert.key_pem);
+        write(format!("{}/ca.crt", tls_dir(&p)), &ca.cert_pem);
+    }
+    write(moved("/etc/sorcha/trust/ca.pem"), &ca.cert_pem);
+
+    let mut cfg = sorcha_peer::config::load_from(Some(&yaml), &env).unwrap();
+    // An ephemeral port (validation wants a real one in a config file).
+    cfg.listen_port = 0;
+    assert!(
+        cfg.security.private_key_path.is_none(),
+        "the key is found beside the certificate"
+    );
+    let node = sorcha_peer::node::start(cfg)
+        .await
+        .expect("the peer starts");
+    assert_eq!(node.node_id(), pod);
+    assert!(node.url().starts_with("https://"), "{}", node.url());
+
+    // Another pod of the network calls it, pinning its peer id.
+    let other = sorcha_peer::config::SecurityConfig {
+        certificate_path: Some(format!("{}/tls.crt", tls_dir(&net.pod_name(1))).into()),
+        trusted_cas: Some(moved("/etc/sorcha/trust/ca.pem").into()),
+        ..Default::default()
+    };
+    let tls = sorcha_peer::security::PeerTls::load(
+        sorcha_peer::security::TlsFiles::from_config(&other).unwrap(),
+    )
+    .unwrap();
+    let connector = sorcha_peer::comm::Connector::mutual_tls(tls, Duration::from_secs(5));
+    let url = format!("https://127.0.0.1:{}", node.local_addr.port());
+    let channel = connector
+        .channel(&connector.endpoint(&url).unwrap(), Some(&pod))
+        .await
+        .unwrap();
+    let pong = sorcha_proto::discovery::peer_discovery_client::PeerDiscoveryClient::new(channel)
+        .ping(sorcha_proto::discovery::PingRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pong.peer_id, pod);
+    node.shutdown().await;
+}

@@ -2,8 +2,8 @@
 //!
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
-//!       --fanout N --eager-threshold BYTES --skip-gossip --skip-flush
-//!       --skip-ingest]
+//!       --fanout N --eager-threshold BYTES --tls off,on --skip-gossip
+//!       --skip-flush --skip-ingest]
 //!
 //! Same shape as the libp2p-gossipsub anchor in the issue: N peers in one
 //! process on 127.0.0.1 (real gRPC), transactions from random publishers,
@@ -11,7 +11,10 @@
 //! reports time from submission to 90 % and 100 % of peers holding the
 //! transaction, wire bytes per peer per transaction (every byte through
 //! every node's listener: TCP payload with HTTP/2 + gRPC framing), duplicate
-//! deliveries and bytes per announcement. Then the offline queue's flush
+//! deliveries and bytes per announcement. `--tls off,on` runs every case
+//! with plaintext links and again with mutual TLS (a CA and one
+//! certificate per peer generated at start; default: off only). Then the
+//! offline queue's flush
 //! rate (100,000 queued) and durable ingest on one node.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,6 +24,8 @@ use sorcha_peer::node::{self, NodeHandle};
 use sorcha_peer::tx::store::{TxHash, hash_of};
 use tokio::sync::mpsc;
 
+#[path = "support/pki.rs"]
+mod pki;
 mod support;
 
 struct Args {
@@ -28,6 +33,8 @@ struct Args {
     tx: usize,
     sizes: Vec<usize>,
     loads: Vec<(&'static str, Duration)>,
+    /// Link modes to run each case in: false plaintext, true mutual TLS.
+    tls: Vec<bool>,
     fanout: Option<usize>,
     eager_threshold: Option<u64>,
     gossip: bool,
@@ -60,6 +67,15 @@ fn args() -> Args {
                 other => panic!("unknown load {other}"),
             })
             .collect(),
+        tls: get("--tls")
+            .unwrap_or_else(|| "off".into())
+            .split(',')
+            .map(|m| match m {
+                "off" => false,
+                "on" => true,
+                other => panic!("--tls takes off and/or on, not {other}"),
+            })
+            .collect(),
         fanout: get("--fanout").map(|s| s.parse().unwrap()),
         eager_threshold: get("--eager-threshold").map(|s| s.parse().unwrap()),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
@@ -81,12 +97,20 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
     cfg
 }
 
-async fn network(a: &Args, root: &std::path::Path) -> Vec<NodeHandle> {
-    let boot = node::start(bench_config(a, &root.join("0"))).await.unwrap();
+async fn network(a: &Args, root: &std::path::Path, tls: bool) -> Vec<NodeHandle> {
+    let pki = tls.then(|| pki::BenchPki::new(root));
+    let config = |i: usize| {
+        let mut cfg = bench_config(a, &root.join(i.to_string()));
+        if let Some(pki) = &pki {
+            pki.enable(i, &mut cfg.security);
+        }
+        cfg
+    };
+    let boot = node::start(config(0)).await.unwrap();
     let url = boot.url();
     let mut nodes = vec![boot];
     for i in 1..a.peers {
-        let mut cfg = bench_config(a, &root.join(i.to_string()));
+        let mut cfg = config(i);
         cfg.peer_discovery.bootstrap_nodes = vec![url.clone()];
         nodes.push(node::start(cfg).await.unwrap());
     }
@@ -115,6 +139,7 @@ fn payload(id: u64, size: usize) -> Vec<u8> {
 }
 
 struct Case {
+    tls: bool,
     load: &'static str,
     size: usize,
     t90: Vec<f64>,
@@ -139,13 +164,14 @@ fn totals(nodes: &[NodeHandle]) -> (u64, u64, u64, u64) {
 
 async fn run_case(
     a: &Args,
+    tls: bool,
     load: &'static str,
     interval: Duration,
     size: usize,
     seed: u64,
 ) -> Case {
     let root = tempfile::tempdir().unwrap();
-    let nodes = network(a, root.path()).await;
+    let nodes = network(a, root.path(), tls).await;
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, TxHash, Instant)>();
     for (i, n) in nodes.iter().enumerate() {
         let mut sub = n.distributor.subscribe_stored();
@@ -208,6 +234,7 @@ async fn run_case(
     futures::future::join_all(nodes.into_iter().map(NodeHandle::shutdown)).await;
     let announcements = (after.2 - before.2).max(1) as f64;
     Case {
+        tls,
         load,
         size,
         t90,
@@ -233,6 +260,10 @@ fn ms(x: f64) -> String {
     } else {
         format!("{:.0} ms", x * 1000.0)
     }
+}
+
+fn links(tls: bool) -> &'static str {
+    if tls { "mutual TLS" } else { "plaintext" }
 }
 
 fn human(bytes: usize) -> String {
@@ -294,7 +325,7 @@ async fn ingest_rate(a: &Args) -> f64 {
     let root = tempfile::tempdir().unwrap();
     let mut small = Args { peers: 2, ..args() };
     small.fanout = a.fanout;
-    let nodes = network(&small, root.path()).await;
+    let nodes = network(&small, root.path(), false).await;
     let total = 50_000u64;
     let started = Instant::now();
     let d = nodes[0].distributor.clone();
@@ -322,20 +353,19 @@ fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
     let mut cases = Vec::new();
     for (li, (load, interval)) in a.loads.iter().enumerate() {
         for (si, size) in a.sizes.iter().enumerate() {
-            let c = rt.block_on(run_case(
-                a,
-                load,
-                *interval,
-                *size,
-                (li * 10 + si + 1) as u64,
-            ));
-            eprintln!(
-                "{} {}: delivered {:.2}%",
-                c.load,
-                human(c.size),
-                c.delivered * 100.0
-            );
-            cases.push(c);
+            for &tls in &a.tls {
+                // The same seed in both link modes: the same publishers.
+                let seed = (li * 10 + si + 1) as u64;
+                let c = rt.block_on(run_case(a, tls, load, *interval, *size, seed));
+                eprintln!(
+                    "{} {} {}: delivered {:.2}%",
+                    links(c.tls),
+                    c.load,
+                    human(c.size),
+                    c.delivered * 100.0
+                );
+                cases.push(c);
+            }
         }
     }
     println!();
@@ -353,12 +383,13 @@ fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
     );
     println!();
     println!(
-        "| load | size | delivered | to 90% p50 / p95 / p99 | to 100% p50 / p95 / p99 | wire bytes per peer per tx | × payload | duplicates per tx | bytes per announcement |"
+        "| links | load | size | delivered | to 90% p50 / p95 / p99 | to 100% p50 / p95 / p99 | wire bytes per peer per tx | × payload | duplicates per tx | bytes per announcement |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for c in &cases {
         println!(
-            "| {} | {} | {:.1}% | {} / {} / {} | {} / {} / {} | {:.0} | {:.2} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.1}% | {} / {} / {} | {} / {} / {} | {:.0} | {:.2} | {:.1} | {:.1} |",
+            links(c.tls),
             c.load,
             human(c.size),
             c.delivered * 100.0,

@@ -19,15 +19,6 @@ pub struct PeerClient {
     request_timeout: Duration,
 }
 
-/// `http://address:port`, bracketing IPv6 literals.
-pub fn peer_url(address: &str, port: u16) -> String {
-    if address.contains(':') && !address.starts_with('[') {
-        format!("http://[{address}]:{port}")
-    } else {
-        format!("http://{address}:{port}")
-    }
-}
-
 impl PeerClient {
     pub fn new(comm: Arc<Comm>, request_timeout: Duration) -> Self {
         Self {
@@ -40,10 +31,23 @@ impl PeerClient {
         &self.comm
     }
 
-    fn grpc(&self, url: &str) -> Result<PeerDiscoveryClient<tonic::transport::Channel>> {
-        Ok(PeerDiscoveryClient::new(
-            self.comm.pool.channel(url, self.comm.metrics())?,
-        ))
+    /// URL of a peer at `address:port` (scheme by link mode).
+    pub fn url(&self, address: &str, port: u16) -> String {
+        self.comm.connector().url(address, port)
+    }
+
+    /// `peer_id`: whom the server must prove to be (mutual TLS); `None`
+    /// for bootstrap URLs, checked by host name.
+    fn grpc(
+        &self,
+        url: &str,
+        peer_id: Option<&str>,
+    ) -> Result<PeerDiscoveryClient<tonic::transport::Channel>> {
+        Ok(PeerDiscoveryClient::new(self.comm.pool.channel(
+            url,
+            peer_id,
+            self.comm.metrics(),
+        )?))
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
@@ -52,16 +56,21 @@ impl PeerClient {
         req
     }
 
-    pub async fn ping(&self, url: &str, req: PingRequest) -> Result<PingResponse> {
+    pub async fn ping(
+        &self,
+        url: &str,
+        peer_id: Option<&str>,
+        req: PingRequest,
+    ) -> Result<PingResponse> {
         let t = self.request_timeout;
         self.comm
             .call(url, Op::Ping, |p| {
                 let req = req.clone();
                 async move {
                     match p {
-                        Protocol::Rest => self.comm.rest.ping(url, &req, t).await,
+                        Protocol::Rest => self.comm.rest.ping(url, peer_id, &req, t).await,
                         _ => {
-                            let mut c = self.grpc(url)?;
+                            let mut c = self.grpc(url, peer_id)?;
                             within(t, url, c.ping(self.request(req))).await
                         }
                     }
@@ -70,16 +79,21 @@ impl PeerClient {
             .await
     }
 
-    pub async fn get_peer_list(&self, url: &str, req: PeerListRequest) -> Result<PeerListResponse> {
+    pub async fn get_peer_list(
+        &self,
+        url: &str,
+        peer_id: Option<&str>,
+        req: PeerListRequest,
+    ) -> Result<PeerListResponse> {
         let t = self.request_timeout;
         self.comm
             .call(url, Op::PeerList, |p| {
                 let req = req.clone();
                 async move {
                     match p {
-                        Protocol::Rest => self.comm.rest.peer_list(url, &req, t).await,
+                        Protocol::Rest => self.comm.rest.peer_list(url, peer_id, &req, t).await,
                         _ => {
-                            let mut c = self.grpc(url)?;
+                            let mut c = self.grpc(url, peer_id)?;
                             within(t, url, c.get_peer_list(self.request(req))).await
                         }
                     }
@@ -91,6 +105,7 @@ impl PeerClient {
     pub async fn register(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         req: RegisterPeerRequest,
     ) -> Result<RegisterPeerResponse> {
         let t = self.request_timeout;
@@ -99,9 +114,9 @@ impl PeerClient {
                 let req = req.clone();
                 async move {
                     match p {
-                        Protocol::Rest => self.comm.rest.register(url, &req, t).await,
+                        Protocol::Rest => self.comm.rest.register(url, peer_id, &req, t).await,
                         _ => {
-                            let mut c = self.grpc(url)?;
+                            let mut c = self.grpc(url, peer_id)?;
                             within(t, url, c.register_peer(self.request(req))).await
                         }
                     }
@@ -148,17 +163,5 @@ pub fn status_err(url: &str, s: tonic::Status) -> Error {
             peer: url.to_owned(),
             message: format!("{:?}: {}", s.code(), s.message()),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_bracket_ipv6() {
-        assert_eq!(peer_url("127.0.0.1", 5001), "http://127.0.0.1:5001");
-        assert_eq!(peer_url("::1", 5001), "http://[::1]:5001");
-        assert_eq!(peer_url("peer-0.sorcha", 80), "http://peer-0.sorcha:80");
     }
 }

@@ -27,6 +27,8 @@ pub enum EventKind {
     PeerRefused,
     PeerBanned,
     PeerUnbanned,
+    /// Certificate, trust bundle or revocation list re-read from disk.
+    TlsReloaded,
     Error,
 }
 

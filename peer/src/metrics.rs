@@ -54,6 +54,13 @@ pub struct Metrics {
     pub listener_sent: IntCounter,
     /// Protocol negotiation, circuit breakers, retries, the connection pool.
     pub comm: crate::comm::CommMetrics,
+    /// TLS handshakes (and anonymous requests) refused, by
+    /// `security::RefusalReason::label`.
+    pub tls_handshake_refusals: IntCounterVec,
+    /// Connections closed before any handshake, by reason (`rate_limit`).
+    pub connections_refused: IntCounterVec,
+    /// Hot reloads of the TLS material, by part and result.
+    pub tls_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -236,6 +243,30 @@ impl Metrics {
             )
             .unwrap(),
             comm: crate::comm::CommMetrics::new(),
+            tls_handshake_refusals: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_tls_handshake_refusals_total",
+                    "TLS connections refused, by reason (anonymous requests beyond health and metrics count as no_client_certificate)",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_connections_refused_total",
+                    "Incoming connections closed before any handshake, by reason",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            tls_reloads: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_tls_reloads_total",
+                    "Changed TLS files seen by hot reload, by part and result (applied, failed)",
+                ),
+                &["part", "result"],
+            )
+            .unwrap(),
             registry,
         };
         m.comm
@@ -271,6 +302,9 @@ impl Metrics {
             Box::new(m.announcement_bytes.clone()),
             Box::new(m.listener_received.clone()),
             Box::new(m.listener_sent.clone()),
+            Box::new(m.tls_handshake_refusals.clone()),
+            Box::new(m.connections_refused.clone()),
+            Box::new(m.tls_reloads.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -7,12 +7,16 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::wire::CountingListener;
+use crate::api::serve::{Listener, ListenerMetrics};
 use crate::client::PeerClient;
+use crate::comm::Connector;
 use crate::config::PeerServiceConfig;
 use crate::discovery::engine::Engine;
 use crate::discovery::membership::{Capabilities, PeerDescription};
 use crate::discovery::{FLUSH_INTERVAL, Membership};
+use crate::events::EventKind;
+use crate::security::clock::MonotonicClock;
+use crate::security::{ConnectionRateLimiter, PeerTls, TlsFiles};
 use crate::store::Store;
 use crate::tx::distributor::Distributor;
 use crate::{Error, Result};
@@ -25,6 +29,8 @@ pub struct NodeHandle {
     pub distributor: Arc<Distributor>,
     /// The communication manager: negotiated protocols, circuit breakers.
     pub comm: Arc<crate::comm::Comm>,
+    /// The node's TLS material when mutual TLS is on.
+    pub tls: Option<Arc<PeerTls>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -34,9 +40,14 @@ impl NodeHandle {
         self.membership.id()
     }
 
-    /// `http://` URL other peers and the CLI use to reach this node.
+    /// URL other peers and the CLI use to reach this node (`https://`
+    /// with mutual TLS).
     pub fn url(&self) -> String {
-        crate::client::peer_url(&self.membership.me().address, self.local_addr.port())
+        crate::comm::peer_url(
+            self.tls.is_some(),
+            &self.membership.me().address,
+            self.local_addr.port(),
+        )
     }
 
     /// Stops discovery and the listener; waits up to 5 s for in-flight
@@ -78,16 +89,16 @@ pub async fn start(cfg: PeerServiceConfig) -> Result<NodeHandle> {
 }
 
 pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHandle> {
-    if cfg.security.require_mutual_tls {
-        return Err(Error::NotImplemented(
-            "Security.RequireMutualTLS=true (mutual TLS arrives with the communication/security issue); set it to false",
-        ));
-    }
-    for (option, component) in cfg.inert_options() {
-        tracing::warn!("{option} is set but has no effect yet: this build has no {component}");
-    }
+    let tls = match cfg.security.require_mutual_tls {
+        true => Some(PeerTls::load(TlsFiles::from_config(&cfg.security)?)?),
+        false => None,
+    };
     let store = Store::open(&cfg.data_directory)?;
-    let node_id = store.node_id(cfg.node_id.as_deref())?;
+    let node_id = store.node_id(node_id(&cfg, tls.as_deref())?.as_deref())?;
+    let connector = match &tls {
+        Some(t) => Connector::mutual_tls(t.clone(), cfg.communication.connection_timeout),
+        None => Connector::plaintext(cfg.communication.connection_timeout),
+    };
     let bind = format!("{}:{}", cfg.listen_address, cfg.listen_port);
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -125,7 +136,7 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
     tracing::info!(node_id = %membership.id(), %local_addr, advertised = %membership.me().address, "node listening");
 
     let shutdown = CancellationToken::new();
-    let comm = crate::comm::Comm::new(&cfg.communication, membership.clone());
+    let comm = crate::comm::Comm::new(&cfg.communication, membership.clone(), connector.clone());
     let distributor = Distributor::open(
         cfg.transaction_distribution.clone(),
         &cfg.offline_mode,
@@ -149,18 +160,23 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         guard,
         shutdown.clone(),
     );
-    let stop = shutdown.clone();
-    let listener = CountingListener::new(
-        listener,
-        membership.metrics.listener_received.clone(),
-        membership.metrics.listener_sent.clone(),
-    );
-    let server = tokio::spawn(async move {
-        // The caller's address decides admin access without a token.
-        let app = app.into_make_service_with_connect_info::<crate::api::wire::Caller>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "listener failed");
+    let listener = Listener {
+        tcp: listener,
+        tls: tls.clone(),
+        handshake_timeout: cfg.communication.connection_timeout,
+        connection_limit: Arc::new(ConnectionRateLimiter::new(
+            cfg.security.max_connections_per_minute,
+            Arc::new(MonotonicClock::default()),
+            MAX_TRACKED_SOURCES,
+        )),
+        metrics: ListenerMetrics::of(&membership.metrics),
+    };
+    let server = tokio::spawn({
+        let stop = shutdown.clone();
+        async move {
+            if let Err(e) = listener.serve(app, stop).await {
+                tracing::error!(error = %e, "listener failed");
+            }
         }
     });
     let client = PeerClient::new(comm.clone(), cfg.peer_discovery.peer_timeout_seconds);
@@ -177,10 +193,19 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         cfg: cfg.network_address.clone(),
         bound: local_addr.ip(),
         port: local_addr.port(),
+        connector: connector.clone(),
     };
     let address_task = recheck.start(first_address, shutdown.clone());
     let distribution = tokio::spawn(distributor.clone().run(shutdown.clone()));
     let mut tasks = vec![engine, server, flusher, address_task, distribution];
+    if let Some(tls) = &tls {
+        tasks.push(reload_tls(
+            tls,
+            cfg.security.reload_interval_seconds,
+            membership.clone(),
+            shutdown.clone(),
+        ));
+    }
     // In a pod only: reports to this peer's SorchaPeer status.
     tasks.extend(crate::k8s::start_in_pod(
         &cfg.security,
@@ -193,8 +218,81 @@ pub async fn start_with(cfg: PeerServiceConfig, faults: Faults) -> Result<NodeHa
         membership,
         distributor,
         comm,
+        tls,
         shutdown,
         tasks,
+    })
+}
+
+/// Sources the connection-rate limiter remembers at once; beyond that the
+/// idle ones, then the least recent, are forgotten.
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+/// The node id: `NodeId` when set, else the peer id of the certificate
+/// (mutual TLS), else the stored or a new random one. With mutual TLS, a
+/// `NodeId` that is not the certificate's peer id is a configuration
+/// error: peers identify each other by the certificate.
+fn node_id(cfg: &PeerServiceConfig, tls: Option<&PeerTls>) -> Result<Option<String>> {
+    let Some(tls) = tls else {
+        return Ok(cfg.node_id.clone());
+    };
+    let cert = tls.current_certificate()?;
+    let Some(cert_id) = cert.peer_id else {
+        return Err(crate::security::SecurityError::PeerCertificate(format!(
+            "PeerService.Security.CertificatePath: the certificate (serial {}) carries no \
+             {}<peer-id> URI SAN, so peers could not identify this node",
+            cert.serial,
+            crate::security::PEER_ID_URI_PREFIX
+        ))
+        .into());
+    };
+    match &cfg.node_id {
+        Some(id) if *id != cert_id => {
+            Err(crate::security::SecurityError::PeerCertificate(format!(
+                "PeerService.NodeId is {id:?} but the certificate names peer {cert_id:?}; \
+             with mutual TLS they must be equal (or leave NodeId unset)"
+            ))
+            .into())
+        }
+        _ => Ok(Some(cert_id)),
+    }
+}
+
+/// Polls the TLS files every `interval`; each change is an event and a
+/// metric, whether it applied or was refused.
+fn reload_tls(
+    tls: &Arc<PeerTls>,
+    interval: Duration,
+    m: Arc<Membership>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tls.spawn_reloader(interval, shutdown, move |report| {
+        for part in &report.reloaded {
+            m.metrics
+                .tls_reloads
+                .with_label_values(&[part.label(), "applied"])
+                .inc();
+            m.events.record(
+                EventKind::TlsReloaded,
+                None,
+                format!("{} re-read from disk; new connections use it", part.label()),
+            );
+        }
+        for (part, e) in report
+            .failed
+            .iter()
+            .filter(|(p, _)| report.new_failures.contains(p))
+        {
+            m.metrics
+                .tls_reloads
+                .with_label_values(&[part.label(), "failed"])
+                .inc();
+            m.events.record(
+                EventKind::Error,
+                None,
+                format!("{} changed on disk but was not applied: {e}", part.label()),
+            );
+        }
     })
 }
 

@@ -288,7 +288,7 @@ async fn rotation_on_disk_applies_to_new_handshakes_only() {
     let mut server = Server::start(&server_tls).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let poll = Duration::from_millis(25);
-    let reloader = server_tls.spawn_reloader(poll, stop.clone());
+    let reloader = server_tls.spawn_reloader(poll, stop.clone(), |_| {});
 
     // A peer with an old-CA certificate connects and keeps its connection.
     let client_files = NodeFiles::new(

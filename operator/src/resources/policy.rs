@@ -32,6 +32,9 @@ pub fn pod_disruption_budget(net: &Net) -> Option<PodDisruptionBudget> {
 /// Admits the peer port from this network's own pods (gossip, discovery)
 /// and from `spec.networkPolicy.allowFrom` (scrapers, clients). The peer
 /// serves metrics on the same port, so a scraper must be listed there.
+/// With TLS on, a client without a peer certificate (a scraper) gets
+/// `/metrics`, `/healthz` and `/readyz` only; kubelet probes come from the
+/// node, which NetworkPolicy does not filter.
 pub fn network_policy(net: &Net) -> Option<NetworkPolicy> {
     let np = &net.spec().network_policy;
     if !np.enabled {

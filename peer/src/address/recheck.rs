@@ -27,6 +27,8 @@ pub struct Recheck {
     pub cfg: NetworkAddressConfig,
     pub bound: IpAddr,
     pub port: u16,
+    /// Plaintext or mutual TLS, as peers will call this node.
+    pub connector: crate::comm::Connector,
 }
 
 impl Recheck {
@@ -85,6 +87,7 @@ impl Recheck {
             self.port,
             self.membership.id(),
             timeout,
+            &self.connector,
         )
         .await
     }

@@ -31,9 +31,21 @@ impl Reachability {
 
 /// GETs `/api/v1/status` at `address:port` and expects this node's id back,
 /// so a different host answering at that address does not count.
-pub async fn verify(address: &str, port: u16, node_id: &str, timeout: Duration) -> Reachability {
-    let url = format!("{}/api/v1/status", crate::client::peer_url(address, port));
-    match fetch_node_id(&url, timeout).await {
+/// With mutual TLS the call presents this node's certificate and requires
+/// the answering server's to name `node_id`.
+pub async fn verify(
+    address: &str,
+    port: u16,
+    node_id: &str,
+    timeout: Duration,
+    connector: &crate::comm::Connector,
+) -> Reachability {
+    let url = format!("{}/api/v1/status", connector.url(address, port));
+    let fetched = match connector.http_client(timeout, Some(node_id)) {
+        Ok(client) => fetch_node_id(&client, &url, timeout).await,
+        Err(e) => Err(e.to_string()),
+    };
+    match fetched {
         Ok(id) if id == node_id => Reachability {
             reachable: Some(true),
             summary: "reachable".into(),
@@ -52,13 +64,11 @@ pub async fn verify(address: &str, port: u16, node_id: &str, timeout: Duration) 
     }
 }
 
-async fn fetch_node_id(url: &str, timeout: Duration) -> Result<String, String> {
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        // A proxy would test its own reachability, not ours.
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
+async fn fetch_node_id(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let resp = client.get(url).send().await.map_err(|e| {
         if e.is_timeout() {
             format!("no answer within {}", humantime::format_duration(timeout))

@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod guard;
 pub mod handlers;
 pub mod rest;
+pub mod serve;
 pub mod tx_grpc;
 pub mod tx_rest;
 pub mod wire;

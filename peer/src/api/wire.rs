@@ -1,4 +1,5 @@
-//! The listener, wrapped to count every byte that crosses it. Each TCP
+//! Connections of the listener, wrapped to count every byte that crosses
+//! them (see `api::serve`). Each TCP
 //! connection between peers has exactly one accepting end, so the sum of
 //! all nodes' counters is the network's true wire traffic (HTTP/2 and gRPC
 //! framing, headers and TCP payload), which is what the gossip benchmark
@@ -9,49 +10,24 @@ use std::task::{Context, Poll};
 
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-pub struct CountingListener {
-    inner: TcpListener,
+pub struct CountingStream {
+    inner: TcpStream,
     received: IntCounter,
     sent: IntCounter,
 }
 
-impl CountingListener {
-    pub fn new(inner: TcpListener, received: IntCounter, sent: IntCounter) -> Self {
+impl CountingStream {
+    /// Counts what crosses `inner` from here on: on a TLS listener that is
+    /// the encrypted bytes, handshake included.
+    pub fn new(inner: TcpStream, received: IntCounter, sent: IntCounter) -> Self {
         Self {
             inner,
             received,
             sent,
         }
     }
-}
-
-impl axum::serve::Listener for CountingListener {
-    type Io = CountingStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        // Small gossip messages must not wait for Nagle's algorithm.
-        let _ = stream.set_nodelay(true);
-        let io = CountingStream {
-            inner: stream,
-            received: self.received.clone(),
-            sent: self.sent.clone(),
-        };
-        (io, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-pub struct CountingStream {
-    inner: TcpStream,
-    received: IntCounter,
-    sent: IntCounter,
 }
 
 impl AsyncRead for CountingStream {
@@ -111,8 +87,10 @@ impl AsyncWrite for CountingStream {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub remote: std::net::SocketAddr,
-    /// The client certificate verified in the TLS handshake; `None` on a
-    /// plaintext listener, where a peer id is only ever claimed.
+    /// The client certificate verified in the TLS handshake (`api::serve`
+    /// fills it in). `None` on a plaintext listener, where a peer id is only
+    /// ever claimed, and for an anonymous TLS client, which the listener
+    /// lets reach only `/healthz`, `/readyz` and `/metrics`.
     pub certificate: Option<std::sync::Arc<crate::security::PeerCertificate>>,
 }
 
@@ -120,16 +98,5 @@ impl Caller {
     /// The peer id proven by the client certificate (mTLS only).
     pub fn authenticated_peer_id(&self) -> Option<&str> {
         self.certificate.as_ref()?.peer_id.as_deref()
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
-    for Caller
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
-        Caller {
-            remote: *stream.remote_addr(),
-            certificate: None,
-        }
     }
 }

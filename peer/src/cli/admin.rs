@@ -14,6 +14,8 @@ pub struct AdminOptions {
     /// File holding the node's admin token (sent as a bearer token).
     #[arg(long, global = true, env = "SORCHA_ADMIN_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: super::tls::TlsOptions,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -41,7 +43,7 @@ pub enum AdminCommand {
 
 pub async fn run(opts: AdminOptions) -> anyhow::Result<()> {
     let base = opts.peer.trim_end_matches('/');
-    let http = reqwest::Client::new();
+    let http = opts.tls.http_client()?;
     let req = match &opts.command {
         AdminCommand::RemovePeer { peer_id } => {
             http.delete(format!("{base}/api/v1/admin/peers/{peer_id}"))

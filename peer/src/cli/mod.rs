@@ -4,6 +4,7 @@ mod address;
 mod admin;
 mod devnet;
 mod remote;
+mod tls;
 mod tx;
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub enum Command {
     Address(address::AddressOptions),
     /// Inspect the peer list of a running node.
     Peers {
+        #[command(flatten)]
+        tls: tls::TlsOptions,
         #[command(subcommand)]
         command: PeersCommand,
     },
@@ -42,9 +45,13 @@ pub enum Command {
         peer: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        tls: tls::TlsOptions,
     },
     /// Submit and fetch transactions.
     Tx {
+        #[command(flatten)]
+        tls: tls::TlsOptions,
         #[command(subcommand)]
         command: tx::TxCommand,
     },
@@ -84,10 +91,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devnet(opts) => devnet::run(opts).await,
         Command::Address(opts) => address::run(opts).await,
         Command::Peers {
+            tls,
             command: PeersCommand::List { peer, json },
-        } => remote::peers_list(&peer, json).await,
-        Command::Status { peer, json } => remote::status(&peer, json).await,
-        Command::Tx { command } => tx::run(command).await,
+        } => remote::peers_list(&tls.http_client()?, &peer, json).await,
+        Command::Status { peer, json, tls } => {
+            remote::status(&tls.http_client()?, &peer, json).await
+        }
+        Command::Tx { tls, command } => tx::run(&tls.http_client()?, command).await,
         Command::Admin(opts) => admin::run(opts).await,
         Command::Config {
             command: ConfigCommand::Print { config },

@@ -4,9 +4,15 @@ use sorcha_proto::discovery::PeerListResponse;
 
 use crate::discovery::NodeStatus;
 
-async fn get_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<T> {
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+) -> anyhow::Result<T> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let resp = reqwest::get(&url)
+    let resp = http
+        .get(&url)
+        .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
@@ -19,8 +25,8 @@ async fn get_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> any
         .with_context(|| format!("{url} sent an unexpected body"))
 }
 
-pub async fn status(peer: &str, json: bool) -> anyhow::Result<()> {
-    let s: NodeStatus = get_json(peer, "/api/v1/status").await?;
+pub async fn status(http: &reqwest::Client, peer: &str, json: bool) -> anyhow::Result<()> {
+    let s: NodeStatus = get_json(http, peer, "/api/v1/status").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
@@ -47,8 +53,9 @@ pub async fn status(peer: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn peers_list(peer: &str, json: bool) -> anyhow::Result<()> {
-    let list: PeerListResponse = get_json(peer, "/api/v1/peers/list?max_peers=100000").await?;
+pub async fn peers_list(http: &reqwest::Client, peer: &str, json: bool) -> anyhow::Result<()> {
+    let list: PeerListResponse =
+        get_json(http, peer, "/api/v1/peers/list?max_peers=100000").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());

@@ -27,8 +27,7 @@ pub enum TxCommand {
     },
 }
 
-pub async fn run(cmd: TxCommand) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+pub async fn run(http: &reqwest::Client, cmd: TxCommand) -> anyhow::Result<()> {
     match cmd {
         TxCommand::Submit { peer, file } => {
             let data = read_input(&file)?;

@@ -33,7 +33,12 @@ fn mk_comm(dir: &tempfile::TempDir, clock: Arc<ManualClock>) -> Arc<Comm> {
         circuit_breaker_reset_minutes: Duration::from_secs(60),
         ..CommunicationConfig::default()
     };
-    Comm::with_clock(&cfg, m, clock)
+    Comm::with_clock(
+        &cfg,
+        m,
+        super::Connector::plaintext(Duration::from_secs(1)),
+        clock,
+    )
 }
 
 fn down() -> Error {

@@ -5,7 +5,8 @@
 //!   capped by this node's `Communication.PreferredProtocol` and what the
 //!   peer advertises, remembered, and re-probed upward ([`protocol`]);
 //! - keeps one pooled HTTP/2 connection per peer, closes idle ones and
-//!   bounds the total ([`pool`]);
+//!   bounds the total ([`pool`]), each opened by the [`connector`]
+//!   (plaintext, or mutual TLS checking the peer's identity);
 //! - retries idempotent calls with exponential backoff and jitter
 //!   (`MaxRetries`, `RetryDelaySeconds`, [`backoff`]);
 //! - fails fast to peers whose circuit breaker is open
@@ -13,6 +14,7 @@
 //!   with state changes as events and metrics.
 pub mod backoff;
 pub mod breaker;
+pub mod connector;
 pub mod metrics;
 pub mod pool;
 pub mod protocol;
@@ -23,6 +25,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use connector::{Connector, peer_url};
 pub use metrics::CommMetrics;
 pub use protocol::Protocol;
 
@@ -94,13 +97,14 @@ pub struct Comm {
 }
 
 impl Comm {
-    pub fn new(cfg: &CommunicationConfig, m: Arc<Membership>) -> Arc<Self> {
-        Self::with_clock(cfg, m, Arc::new(MonotonicClock::default()))
+    pub fn new(cfg: &CommunicationConfig, m: Arc<Membership>, connector: Connector) -> Arc<Self> {
+        Self::with_clock(cfg, m, connector, Arc::new(MonotonicClock::default()))
     }
 
     pub fn with_clock(
         cfg: &CommunicationConfig,
         m: Arc<Membership>,
+        connector: Connector,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         // Room for a full peer list plus bootstrap nodes and strangers.
@@ -115,14 +119,19 @@ impl Comm {
             breaker_reset: cfg.circuit_breaker_reset_minutes,
             clock,
             links: Mutex::new(HashMap::new()),
-            pool: pool::Pool::new(cfg.connection_timeout, max_connections),
-            rest: rest::RestClient::new(cfg.connection_timeout),
+            pool: pool::Pool::new(connector.clone(), max_connections),
+            rest: rest::RestClient::new(connector),
             m,
         })
     }
 
     pub fn metrics(&self) -> &CommMetrics {
         &self.m.metrics.comm
+    }
+
+    /// Opens connections: plaintext or mutual TLS.
+    pub fn connector(&self) -> &Connector {
+        self.pool.connector()
     }
 
     /// The highest protocol this node serves and uses.
@@ -142,7 +151,7 @@ impl Comm {
             .m
             .records()
             .into_iter()
-            .find(|p| crate::client::peer_url(&p.address, p.port) == url)
+            .find(|p| self.pool.connector().url(&p.address, p.port) == url)
         {
             negotiation.advertised(
                 self.own,
@@ -159,7 +168,7 @@ impl Comm {
     /// Re-reads every known peer's advertisement (after discovery rounds).
     pub fn refresh_advertised(&self) {
         for p in self.m.records() {
-            let url = crate::client::peer_url(&p.address, p.port);
+            let url = self.pool.connector().url(&p.address, p.port);
             if let Some(link) = self.links().get_mut(&url) {
                 link.negotiation.advertised(
                     self.own,

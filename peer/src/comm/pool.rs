@@ -6,21 +6,21 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::CommMetrics;
-use crate::{Error, Result};
+use super::{CommMetrics, Connector};
+use crate::Result;
 
 pub struct Pool {
-    connect_timeout: Duration,
+    connector: Connector,
     max: usize,
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
 }
 
 impl Pool {
-    pub fn new(connect_timeout: Duration, max: usize) -> Self {
+    pub fn new(connector: Connector, max: usize) -> Self {
         Pool {
-            connect_timeout,
+            connector,
             max: max.max(1),
             channels: Mutex::new(HashMap::new()),
         }
@@ -30,14 +30,27 @@ impl Pool {
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The peer's channel, connecting lazily on first use.
-    pub fn channel(&self, url: &str, metrics: &CommMetrics) -> Result<Channel> {
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// The peer's channel, connecting lazily on first use. `peer_id`: the
+    /// server must prove to be that peer (mutual TLS); `None` for URLs not
+    /// yet tied to a peer (bootstrap nodes), checked by host name.
+    pub fn channel(
+        &self,
+        url: &str,
+        peer_id: Option<&str>,
+        metrics: &CommMetrics,
+    ) -> Result<Channel> {
         let mut map = self.map();
         if let Some((ch, used)) = map.get_mut(url) {
             *used = Instant::now();
             return Ok(ch.clone());
         }
-        let ch = endpoint(url, self.connect_timeout)?.connect_lazy();
+        let ch = self
+            .connector
+            .channel_lazy(&self.connector.endpoint(url)?, peer_id)?;
         if map.len() >= self.max
             && let Some(oldest) = map
                 .iter()
@@ -86,18 +99,6 @@ impl Pool {
     }
 }
 
-/// The endpoint for a peer URL. No channel-wide timeout: the announcement
-/// stream is meant to stay open; calls carry their own deadlines.
-pub fn endpoint(url: &str, connect_timeout: Duration) -> Result<Endpoint> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| Error::InvalidPeerAddress {
-            address: url.to_owned(),
-            reason: e.to_string(),
-        })?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,12 +106,12 @@ mod tests {
     #[tokio::test]
     async fn one_channel_per_peer_bounded_and_idle_ones_closed() {
         let metrics = CommMetrics::new();
-        let pool = Pool::new(Duration::from_secs(1), 2);
-        pool.channel("http://127.0.0.1:1", &metrics).unwrap();
-        pool.channel("http://127.0.0.1:1", &metrics).unwrap();
+        let pool = Pool::new(Connector::plaintext(Duration::from_secs(1)), 2);
+        pool.channel("http://127.0.0.1:1", None, &metrics).unwrap();
+        pool.channel("http://127.0.0.1:1", None, &metrics).unwrap();
         assert_eq!(pool.open(), 1, "reused");
-        pool.channel("http://127.0.0.1:2", &metrics).unwrap();
-        pool.channel("http://127.0.0.1:3", &metrics).unwrap();
+        pool.channel("http://127.0.0.1:2", None, &metrics).unwrap();
+        pool.channel("http://127.0.0.1:3", None, &metrics).unwrap();
         assert_eq!(pool.open(), 2, "bounded");
         assert_eq!(
             metrics
@@ -125,6 +126,6 @@ mod tests {
         );
         assert_eq!(pool.evict_idle(Duration::ZERO, &metrics), 2);
         assert_eq!(pool.open(), 0);
-        assert!(pool.channel("not a url", &metrics).is_err());
+        assert!(pool.channel("not a url", None, &metrics).is_err());
     }
 }

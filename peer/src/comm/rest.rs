@@ -15,33 +15,60 @@ use sorcha_proto::transaction::{
     NotificationAck, SyncRequest, SyncResponse, TransactionNotification,
 };
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::Connector;
 use crate::{Error, Result};
 
 pub const PROTOBUF: &str = "application/x-protobuf";
 
+/// HTTP clients by expected server peer id: with mutual TLS each checks
+/// that the server is that peer (`None`: by host name).
 pub struct RestClient {
-    http: reqwest::Client,
+    connector: Connector,
+    clients: Mutex<HashMap<Option<String>, reqwest::Client>>,
 }
 
+/// Every REST call sets its own, shorter deadline.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
+
 impl RestClient {
-    pub fn new(connect_timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .expect("a client without custom TLS always builds");
-        RestClient { http }
+    pub fn new(connector: Connector) -> Self {
+        RestClient {
+            connector,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn http(&self, peer_id: Option<&str>) -> Result<reqwest::Client> {
+        let key = peer_id.map(str::to_owned);
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = self.connector.http_client(CLIENT_TIMEOUT, peer_id)?;
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Forgets the client for a peer no longer talked to.
+    pub fn forget(&self, peer_id: Option<&str>) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&peer_id.map(str::to_owned));
     }
 
     pub async fn ping(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         req: &PingRequest,
         timeout: Duration,
     ) -> Result<PingResponse> {
         let call = self
-            .http
+            .http(peer_id)?
             .get(format!("{url}/api/v1/peers/ping"))
             .query(&[("peer_id", req.peer_id.as_str())])
             .timeout(timeout);
@@ -51,12 +78,13 @@ impl RestClient {
     pub async fn peer_list(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         req: &PeerListRequest,
         timeout: Duration,
     ) -> Result<PeerListResponse> {
         let max = req.max_peers.to_string();
         let call = self
-            .http
+            .http(peer_id)?
             .get(format!("{url}/api/v1/peers/list"))
             .query(&[
                 ("requesting_peer_id", req.requesting_peer_id.as_str()),
@@ -69,11 +97,12 @@ impl RestClient {
     pub async fn register(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         req: &RegisterPeerRequest,
         timeout: Duration,
     ) -> Result<RegisterPeerResponse> {
         let call = self
-            .http
+            .http(peer_id)?
             .post(format!("{url}/api/v1/peers/register"))
             .json(req)
             .timeout(timeout);
@@ -83,11 +112,12 @@ impl RestClient {
     pub async fn notify(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         note: &TransactionNotification,
         timeout: Duration,
     ) -> Result<NotificationAck> {
         let call = self
-            .http
+            .http(peer_id)?
             .post(format!("{url}/api/v1/transactions/notify"))
             .json(note)
             .timeout(timeout);
@@ -98,11 +128,12 @@ impl RestClient {
     pub async fn get_transaction(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         hash_hex: &str,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>> {
         let call = self
-            .http
+            .http(peer_id)?
             .get(format!("{url}/api/v1/transactions/{hash_hex}"))
             .timeout(timeout);
         let resp = call.send().await.map_err(|e| unreachable(url, &e))?;
@@ -117,11 +148,12 @@ impl RestClient {
     pub async fn sync(
         &self,
         url: &str,
+        peer_id: Option<&str>,
         req: &SyncRequest,
         timeout: Duration,
     ) -> Result<SyncResponse> {
         let call = self
-            .http
+            .http(peer_id)?
             .post(format!("{url}/api/v1/transactions/sync"))
             .header(reqwest::header::CONTENT_TYPE, PROTOBUF)
             .body(req.encode_to_vec())

@@ -7,7 +7,6 @@
 //! at once as [`Error::Config`](crate::Error::Config).
 mod addr;
 pub mod duration;
-mod inert;
 mod load;
 mod merge;
 mod password;

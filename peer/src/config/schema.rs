@@ -327,6 +327,9 @@ impl Default for OfflineModeConfig {
 
 // Spelled out like the other sections so every default is visible here.
 #[allow(clippy::derivable_impls)]
+/// `Security.MaxConnectionsPerMinute` of [`PeerServiceConfig::loopback`].
+pub const LOOPBACK_CONNECTIONS_PER_MINUTE: u64 = 1_000_000;
+
 impl Default for SecurityConfig {
     fn default() -> Self {
         Self {
@@ -357,6 +360,13 @@ impl PeerServiceConfig {
             listen_address: "127.0.0.1".into(),
             listen_port: port,
             data_directory,
+            security: SecurityConfig {
+                // Every peer of a loopback network connects from 127.0.0.1,
+                // so a per-source limit would throttle the whole network as
+                // if it were one abusive host.
+                max_connections_per_minute: LOOPBACK_CONNECTIONS_PER_MINUTE,
+                ..SecurityConfig::default()
+            },
             ..Default::default()
         }
     }

@@ -19,7 +19,7 @@ use super::Membership;
 use super::membership::{PeerDescription, Source};
 use super::state::NodeState;
 use super::wire::describe;
-use crate::client::{PeerClient, peer_url};
+use crate::client::PeerClient;
 use crate::events::EventKind;
 
 pub struct Engine {
@@ -71,7 +71,7 @@ impl Engine {
             .filter_map(|id| {
                 self.m
                     .get(id)
-                    .map(|p| (id.clone(), peer_url(&p.address, p.port)))
+                    .map(|p| (id.clone(), self.client.url(&p.address, p.port)))
             })
             .collect()
     }
@@ -137,6 +137,7 @@ impl Engine {
             .client
             .ping(
                 url,
+                None,
                 PingRequest {
                     peer_id: self.m.id().to_owned(),
                     sender: Some(self.m.self_info()),
@@ -154,6 +155,7 @@ impl Engine {
             .client
             .register(
                 url,
+                None,
                 RegisterPeerRequest {
                     peer_info: Some(self.m.self_info()),
                 },
@@ -171,7 +173,11 @@ impl Engine {
         }
         let list = self
             .client
-            .get_peer_list(url, self.list_request(self.m.cfg.bootstrap_peer_list_size))
+            .get_peer_list(
+                url,
+                None,
+                self.list_request(self.m.cfg.bootstrap_peer_list_size),
+            )
             .await?;
         let bootstrap = list
             .responder
@@ -216,11 +222,11 @@ impl Engine {
         call: F,
     ) -> Vec<(String, T)>
     where
-        F: Fn(String) -> Fut,
+        F: Fn(String, String) -> Fut,
         Fut: Future<Output = crate::Result<T>>,
     {
         let calls = self.targets(ids).into_iter().map(|(id, url)| {
-            let answer = call(url);
+            let answer = call(id.clone(), url);
             async move { (id, answer.await) }
         });
         let results: Vec<_> = futures::stream::iter(calls)
@@ -252,9 +258,9 @@ impl Engine {
     async fn fetch_lists(&self, ids: &[String]) -> Vec<String> {
         let max = self.m.cfg.max_peers_in_list;
         let lists = self
-            .call_each(ids, "peer_list", |url| {
+            .call_each(ids, "peer_list", |id, url| {
                 let req = self.list_request(max);
-                async move { self.client.get_peer_list(&url, req).await }
+                async move { self.client.get_peer_list(&url, Some(&id), req).await }
             })
             .await;
         let mut added = Vec::new();
@@ -295,12 +301,12 @@ impl Engine {
             .inc();
         let ids = self.m.ids();
         let responders: Vec<String> = self
-            .call_each(&ids, "ping", |url| {
+            .call_each(&ids, "ping", |id, url| {
                 let req = PingRequest {
                     peer_id: self.m.id().to_owned(),
                     sender: Some(self.m.self_info()),
                 };
-                async move { self.client.ping(&url, req).await }
+                async move { self.client.ping(&url, Some(&id), req).await }
             })
             .await
             .into_iter()

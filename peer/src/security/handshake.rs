@@ -118,6 +118,21 @@ fn classify_io(e: &std::io::Error) -> (RefusalReason, String) {
     (reason, e.to_string())
 }
 
+fn refusal(remote: SocketAddr, reason: RefusalReason, detail: String) -> HandshakeRefusal {
+    let r = HandshakeRefusal {
+        remote,
+        reason,
+        detail,
+    };
+    tracing::warn!(
+        remote = %remote,
+        reason = reason.label(),
+        detail = %r.detail,
+        "refused TLS connection"
+    );
+    r
+}
+
 /// Runs the server side of a handshake within `timeout` and returns the
 /// stream with the client's authenticated identity, or the logged refusal.
 pub async fn accept<IO>(
@@ -129,37 +144,51 @@ pub async fn accept<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let refusal = |reason, detail: String| {
-        let r = HandshakeRefusal {
+    match accept_optional(acceptor, io, remote, timeout).await? {
+        (stream, Some(cert)) => Ok((stream, cert)),
+        (_, None) => Err(refusal(
             remote,
-            reason,
-            detail,
-        };
-        tracing::warn!(
-            remote = %remote,
-            reason = reason.label(),
-            detail = %r.detail,
-            "refused TLS connection"
-        );
-        r
-    };
+            RefusalReason::NoClientCertificate,
+            "the client presented no certificate".into(),
+        )),
+    }
+}
+
+/// As [`accept`], for an acceptor whose config allows anonymous clients
+/// (`PeerTls::server_config_allowing_anonymous`): `None` when the client
+/// presented no certificate. A presented certificate is verified in the
+/// handshake and must name a peer id.
+pub async fn accept_optional<IO>(
+    acceptor: &TlsAcceptor,
+    io: IO,
+    remote: SocketAddr,
+    timeout: Duration,
+) -> Result<(TlsStream<IO>, Option<PeerCertificate>), HandshakeRefusal>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let stream = match tokio::time::timeout(timeout, acceptor.accept(io)).await {
         Err(_) => {
             return Err(refusal(
+                remote,
                 RefusalReason::Timeout,
                 format!("no complete handshake within {timeout:?}"),
             ));
         }
         Ok(Err(e)) => {
             let (reason, detail) = classify_io(&e);
-            return Err(refusal(reason, detail));
+            return Err(refusal(remote, reason, detail));
         }
         Ok(Ok(s)) => s,
     };
+    let presented = stream.get_ref().1.peer_certificates();
+    if presented.is_none_or(<[_]>::is_empty) {
+        return Ok((stream, None));
+    }
     // The verifier already required a peer id; this reads it back.
-    match PeerCertificate::authenticated(stream.get_ref().1.peer_certificates()) {
-        Ok(cert) => Ok((stream, cert)),
-        Err(e) => Err(refusal(RefusalReason::NoPeerId, e.to_string())),
+    match PeerCertificate::authenticated(presented) {
+        Ok(cert) => Ok((stream, Some(cert))),
+        Err(e) => Err(refusal(remote, RefusalReason::NoPeerId, e.to_string())),
     }
 }
 

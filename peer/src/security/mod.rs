@@ -35,7 +35,7 @@ pub(crate) mod test_pki;
 
 pub use admin::{AdminAuth, AdminRefusal};
 pub use error::{Result, SecurityError};
-pub use handshake::{HandshakeRefusal, RefusalReason, accept};
+pub use handshake::{HandshakeRefusal, RefusalReason, accept, accept_optional};
 pub use identity::{IdentityFiles, load_identity};
 pub use limits::{
     ConnectionRateLimiter, LimitExceeded, LimitKind, PeerLimits, PeerRateLimiter, RequestCost,

@@ -60,6 +60,15 @@ impl Part {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// Stable label for metrics and events.
+    pub fn label(self) -> &'static str {
+        match self {
+            Part::Identity => "certificate",
+            Part::TrustBundle => "trust_bundle",
+            Part::RevocationList => "revocation_list",
+        }
+    }
 }
 
 /// What one poll did. Unchanged parts appear in neither list.
@@ -69,6 +78,15 @@ pub struct ReloadReport {
     /// Parts whose files changed but could not be used; the old material
     /// stays in force.
     pub failed: Vec<(Part, SecurityError)>,
+    /// The parts of `failed` failing differently from the previous poll
+    /// (a failure is retried at every poll; this reports each once).
+    pub new_failures: Vec<Part>,
+}
+
+impl ReloadReport {
+    pub fn is_empty(&self) -> bool {
+        self.reloaded.is_empty() && self.failed.is_empty()
+    }
 }
 
 impl PeerTls {
@@ -146,11 +164,11 @@ impl PeerTls {
             }
         }
 
-        self.log(&mut d, &report);
+        self.log(&mut d, &mut report);
         report
     }
 
-    fn log(&self, d: &mut Digests, report: &ReloadReport) {
+    fn log(&self, d: &mut Digests, report: &mut ReloadReport) {
         // A part that no longer fails (fixed, or reverted to what is in
         // use) forgets its failure, so a recurrence is logged again.
         for part in [Part::Identity, Part::TrustBundle, Part::RevocationList] {
@@ -189,15 +207,18 @@ impl PeerTls {
                     "TLS reload failed; the previous material stays in use"
                 );
                 d.failed[part.index()] = Some(msg);
+                report.new_failures.push(*part);
             }
         }
     }
 
-    /// Polls every `interval` until `shutdown` is cancelled.
+    /// Polls every `interval` until `shutdown` is cancelled; `on_change`
+    /// sees every report that reloaded or failed something.
     pub fn spawn_reloader(
         self: &Arc<Self>,
         interval: Duration,
         shutdown: CancellationToken,
+        on_change: impl Fn(&ReloadReport) + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let tls = self.clone();
         tokio::spawn(async move {
@@ -214,10 +235,15 @@ impl PeerTls {
                 // started the reloader (per-node subscribers in tests).
                 let dispatch = tracing::dispatcher::get_default(|d| d.clone());
                 // A panic here would be a bug; the next tick tries again.
-                let _ = tokio::task::spawn_blocking(move || {
+                let report = tokio::task::spawn_blocking(move || {
                     tracing::dispatcher::with_default(&dispatch, || t.reload_if_changed())
                 })
                 .await;
+                if let Ok(report) = report
+                    && !report.is_empty()
+                {
+                    on_change(&report);
+                }
             }
         })
     }

@@ -120,11 +120,25 @@ impl PeerTls {
         }))
     }
 
-    /// For the listener: requires a client certificate (mutual TLS).
+    /// Requires a client certificate (mutual TLS) in the handshake.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
+        self.build_server_config(true)
+    }
+
+    /// For the node's listener: a client certificate, when presented, must
+    /// pass every check, but a client may also present none and finish the
+    /// handshake anonymously. Kubelet probes and Prometheus scrapes have no
+    /// peer certificate; the listener serves anonymous connections only
+    /// `/healthz`, `/readyz` and `/metrics` (see `api::serve`).
+    pub fn server_config_allowing_anonymous(&self) -> Result<Arc<ServerConfig>> {
+        self.build_server_config(false)
+    }
+
+    fn build_server_config(&self, mandatory: bool) -> Result<Arc<ServerConfig>> {
         let verifier = Arc::new(PeerClientVerifier {
             trust: self.trust.clone(),
             algorithms: self.provider.signature_verification_algorithms,
+            mandatory,
         });
         let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()

@@ -201,7 +201,7 @@ async fn reloader_polls_until_shutdown() {
     let f = fixture();
     let stop = tokio_util::sync::CancellationToken::new();
     let interval = std::time::Duration::from_millis(20);
-    let task = f.tls.spawn_reloader(interval, stop.clone());
+    let task = f.tls.spawn_reloader(interval, stop.clone(), |_| {});
     install(f.dir.path(), &f.ca.leaf("node-1").serial(9).issue());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while serial(&f.tls) != "9" {

@@ -111,6 +111,10 @@ fn revocation_check(
 pub struct PeerClientVerifier {
     pub(crate) trust: Arc<ArcSwap<TrustState>>,
     pub(crate) algorithms: WebPkiSupportedAlgorithms,
+    /// False lets a client without any certificate finish the handshake
+    /// (anonymous: the listener then serves it health and metrics only);
+    /// a certificate that *is* presented is verified all the same.
+    pub(crate) mandatory: bool,
 }
 
 impl ClientCertVerifier for PeerClientVerifier {
@@ -119,7 +123,7 @@ impl ClientCertVerifier for PeerClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     // CA hints would have to borrow from a state that a reload may drop;

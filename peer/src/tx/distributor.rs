@@ -32,10 +32,10 @@ pub struct PeerRef {
     pub url: String,
 }
 
-impl From<PeerRecord> for PeerRef {
-    fn from(p: PeerRecord) -> Self {
+impl PeerRef {
+    pub fn new(p: PeerRecord, connector: &crate::comm::Connector) -> Self {
         PeerRef {
-            url: crate::client::peer_url(&p.address, p.port),
+            url: connector.url(&p.address, p.port),
             id: p.peer_id,
         }
     }
@@ -298,13 +298,15 @@ impl Distributor {
             .records()
             .into_iter()
             .filter(|p| p.responsive)
-            .map(PeerRef::from)
+            .map(|p| PeerRef::new(p, self.clients.connector()))
             .filter(|p| !open.contains(&p.url))
             .collect()
     }
 
     pub(super) fn peer_by_id(&self, id: &str) -> Option<PeerRef> {
-        self.m.get(id).map(PeerRef::from)
+        self.m
+            .get(id)
+            .map(|p| PeerRef::new(p, self.clients.connector()))
     }
 
     /// A random fanout of live peers, never `exclude` (where a transaction

@@ -8,8 +8,9 @@ use sorcha_proto::transaction::transaction_distribution_client::TransactionDistr
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
+use super::distributor::PeerRef;
 pub use crate::client::status_err;
-use crate::comm::Comm;
+use crate::comm::{Comm, Connector};
 use crate::{Error, Result};
 
 /// How a call uses gzip (when compression is on at all).
@@ -82,14 +83,18 @@ impl TxClients {
     /// says. (A server compresses a streamed answer whenever the client
     /// accepts gzip, so only calls that may fetch big, compressible data
     /// accept it.)
-    pub fn client(&self, url: &str, gzip: Gzip) -> Result<Client> {
+    pub fn client(&self, peer: &PeerRef, gzip: Gzip) -> Result<Client> {
+        let url = peer.url.as_str();
         if lost(self.drop_ratio) {
             return Err(Error::PeerUnreachable {
                 peer: url.to_owned(),
                 message: "dropped by fault injection".into(),
             });
         }
-        let channel = self.comm.pool.channel(url, self.comm.metrics())?;
+        let channel = self
+            .comm
+            .pool
+            .channel(url, Some(&peer.id), self.comm.metrics())?;
         let mut c = TransactionDistributionClient::new(channel)
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
@@ -137,6 +142,11 @@ impl TxClients {
     /// Forgets a peer's channel (after errors, so the next call reconnects).
     pub fn forget(&self, url: &str) {
         self.comm.pool.forget(url, self.comm.metrics());
+    }
+
+    /// How this node reaches peers (and the scheme of their URLs).
+    pub fn connector(&self) -> &Connector {
+        self.comm.connector()
     }
 
     pub fn open(&self) -> usize {

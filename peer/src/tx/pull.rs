@@ -84,7 +84,7 @@ impl Distributor {
                     if p == Protocol::Rest {
                         return self.fetch_each_rest(&req.hashes, peer).await;
                     }
-                    let mut c = self.clients.client(&peer.url, gzip)?;
+                    let mut c = self.clients.client(peer, gzip)?;
                     let mut stream = c
                         .fetch_transactions(self.clients.request(req, bytes))
                         .await
@@ -145,7 +145,7 @@ impl Distributor {
                 .clients
                 .comm
                 .rest
-                .get_transaction(&peer.url, &hex, self.clients.deadline(0))
+                .get_transaction(&peer.url, Some(&peer.id), &hex, self.clients.deadline(0))
                 .await?;
             answers.push(TransactionResponse {
                 found: data.is_some(),
@@ -265,7 +265,7 @@ impl Distributor {
                         self.clients
                             .comm
                             .rest
-                            .get_transaction(&peer.url, &to_hex(&p.hash), timeout)
+                            .get_transaction(&peer.url, Some(&peer.id), &to_hex(&p.hash), timeout)
                             .await?
                             .ok_or_else(|| not_held(peer, &p.hash))
                     }
@@ -289,7 +289,7 @@ impl Distributor {
             transaction_hash: to_hex(hash),
             requesting_peer_id: self.me().to_owned(),
         };
-        let mut c = self.clients.client(&peer.url, p.gzip)?;
+        let mut c = self.clients.client(peer, p.gzip)?;
         if size > self.cfg.streaming_threshold {
             let mut stream = c
                 .stream_transaction(self.clients.request(req, size))

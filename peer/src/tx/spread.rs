@@ -92,7 +92,7 @@ impl Distributor {
                     } else {
                         Gzip::Off
                     };
-                    let mut c = this.clients.client(&peer.url, gzip)?;
+                    let mut c = this.clients.client(peer, gzip)?;
                     c.push_transaction(this.clients.request(req, len as u64))
                         .await
                         .map_err(|s| status_err(&peer.url, s))?;
@@ -193,7 +193,7 @@ impl Distributor {
                     // A new stream starts by naming the sender.
                     batch.sender_peer_id = self.me().to_owned();
                     let (tx, rx) = mpsc::channel(256);
-                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+                    let mut c = self.clients.client(peer, Gzip::Off)?;
                     let url = peer.url.clone();
                     let comm = self.clients.comm.clone();
                     tokio::spawn(async move {
@@ -254,7 +254,7 @@ impl Distributor {
                     };
                     let count = req.notifications.len() as u64;
                     let bytes = prost::Message::encoded_len(&req);
-                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+                    let mut c = self.clients.client(peer, Gzip::Off)?;
                     let ack = c
                         .notify_transactions(self.clients.request(req, 0))
                         .await
@@ -288,7 +288,7 @@ impl Distributor {
             self.clients
                 .comm
                 .rest
-                .notify(&peer.url, &note, timeout)
+                .notify(&peer.url, Some(&peer.id), &note, timeout)
                 .await?;
             let metrics = &self.m.metrics;
             metrics.bandwidth_sent.inc_by(bytes);

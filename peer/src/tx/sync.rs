@@ -124,9 +124,14 @@ impl Distributor {
                     if p == Protocol::Rest {
                         self.clients.lost_rest(&peer.url)?;
                         let timeout = self.clients.deadline(0);
-                        return self.clients.comm.rest.sync(&peer.url, &req, timeout).await;
+                        return self
+                            .clients
+                            .comm
+                            .rest
+                            .sync(&peer.url, Some(&peer.id), &req, timeout)
+                            .await;
                     }
-                    let mut c = self.clients.client(&peer.url, Gzip::Off)?;
+                    let mut c = self.clients.client(peer, Gzip::Off)?;
                     c.sync_transactions(self.clients.request(req, 0))
                         .await
                         .map(|r| r.into_inner())

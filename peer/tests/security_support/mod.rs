@@ -27,12 +27,34 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- logs
 
-/// Captures this thread's log output (the tests run on a current-thread
-/// runtime, so the server's tasks log here too).
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
+/// Captures log output. One global subscriber writes everything into one
+/// buffer; a capture reads what was logged since it began. (A per-thread
+/// subscriber loses events when tests run side by side: tracing caches
+/// each callsite's interest across threads.) Tests in the same binary run
+/// concurrently, so assertions on the text look for what only they log.
+#[derive(Clone)]
+pub struct Logs {
+    start: usize,
+}
 
-impl std::io::Write for Logs {
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+fn sink() -> &'static Sink {
+    static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = Sink::default();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(sink.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(sub).expect("no other global subscriber");
+        sink
+    })
+}
+
+impl std::io::Write for Sink {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(b);
         Ok(b.len())
@@ -42,26 +64,24 @@ impl std::io::Write for Logs {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Sink {
+    type Writer = Sink;
+    fn make_writer(&'a self) -> Sink {
         self.clone()
     }
 }
 
 impl Logs {
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        (logs.clone(), tracing::subscriber::set_default(sub))
+    /// Starts capturing; the second value is kept for the callers' sake
+    /// (`let (logs, _guard) = ..`), nothing needs dropping.
+    pub fn capture() -> (Logs, ()) {
+        let start = sink().0.lock().unwrap().len();
+        (Logs { start }, ())
     }
 
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        let buf = sink().0.lock().unwrap();
+        String::from_utf8_lossy(&buf[self.start.min(buf.len())..]).into_owned()
     }
 }
 

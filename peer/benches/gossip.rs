@@ -2,7 +2,8 @@
 //!
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
-//!       --fanout N --eager-threshold BYTES --tls off,on --skip-gossip
+//!       --fanout N --eager-threshold BYTES --tls off,on --max-peers N
+//!       --warmup N --skip-gossip
 //!       --skip-flush --skip-ingest]
 //!
 //! Same shape as the libp2p-gossipsub anchor in the issue: N peers in one
@@ -37,6 +38,12 @@ struct Args {
     tls: Vec<bool>,
     fanout: Option<usize>,
     eager_threshold: Option<u64>,
+    /// `PeerDiscovery.MaxPeersInList`: a partial view per node (as
+    /// libp2p's 8 dialed peers), which also bounds sockets per node.
+    max_peers: Option<usize>,
+    /// Transactions sent (and delivered) before measuring, so every case
+    /// starts with its connections open: steady state, not first contact.
+    warmup: usize,
     gossip: bool,
     flush: bool,
     ingest: bool,
@@ -78,6 +85,8 @@ fn args() -> Args {
             .collect(),
         fanout: get("--fanout").map(|s| s.parse().unwrap()),
         eager_threshold: get("--eager-threshold").map(|s| s.parse().unwrap()),
+        max_peers: get("--max-peers").map(|s| s.parse().unwrap()),
+        warmup: get("--warmup").map_or(0, |s| s.parse().unwrap()),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
         flush: !v.iter().any(|x| x == "--skip-flush"),
         ingest: !v.iter().any(|x| x == "--skip-ingest"),
@@ -94,6 +103,9 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
         t.eager_push_threshold = e;
     }
     t.anti_entropy_interval_seconds = Duration::from_secs(2);
+    if let Some(m) = a.max_peers {
+        cfg.peer_discovery.max_peers_in_list = m;
+    }
     cfg
 }
 
@@ -114,7 +126,7 @@ async fn network(a: &Args, root: &std::path::Path, tls: bool) -> Vec<NodeHandle>
         cfg.peer_discovery.bootstrap_nodes = vec![url.clone()];
         nodes.push(node::start(cfg).await.unwrap());
     }
-    let want = a.peers - 1;
+    let want = a.max_peers.map_or(a.peers - 1, |m| m.min(a.peers - 1));
     let t = Instant::now();
     while !nodes.iter().all(|n| n.membership.counts() == (want, want)) {
         assert!(t.elapsed() < Duration::from_secs(120), "no convergence");
@@ -162,6 +174,35 @@ fn totals(nodes: &[NodeHandle]) -> (u64, u64, u64, u64) {
     })
 }
 
+/// Sends `a.warmup` small transactions at the case's pace and waits (up to
+/// 2 minutes) until every node holds them; their arrivals are discarded.
+async fn warm_up(
+    a: &Args,
+    nodes: &[NodeHandle],
+    rx: &mut mpsc::UnboundedReceiver<(usize, TxHash, Instant)>,
+    interval: Duration,
+    seed: u64,
+) {
+    if a.warmup == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(interval);
+    for k in 0..a.warmup {
+        tick.tick().await;
+        let data = payload(u64::MAX / 2 + seed * 1_000_000 + k as u64, 512);
+        let d = nodes[k % nodes.len()].distributor.clone();
+        tokio::spawn(async move { d.submit(data).await.unwrap() });
+    }
+    let want = a.warmup * nodes.len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut got = 0;
+    while got < want && Instant::now() < deadline {
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            got += 1;
+        }
+    }
+}
+
 async fn run_case(
     a: &Args,
     tls: bool,
@@ -182,6 +223,7 @@ async fn run_case(
             }
         });
     }
+    warm_up(a, &nodes, &mut rx, interval, seed).await;
     let before = totals(&nodes);
     let mut submitted: HashMap<TxHash, Instant> = HashMap::new();
     let mut arrivals: HashMap<TxHash, Vec<Instant>> = HashMap::new();

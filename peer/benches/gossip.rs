@@ -2,8 +2,8 @@
 //!
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
-//!       --fanout N --eager-threshold BYTES --tls off,on --max-peers N
-//!       --warmup N --skip-gossip
+//!       --fanout N --eager-threshold BYTES --tls off,on --warmup N
+//!       --skip-gossip
 //!       --skip-flush --skip-ingest]
 //!
 //! Same shape as the libp2p-gossipsub anchor in the issue: N peers in one
@@ -38,9 +38,6 @@ struct Args {
     tls: Vec<bool>,
     fanout: Option<usize>,
     eager_threshold: Option<u64>,
-    /// `PeerDiscovery.MaxPeersInList`: a partial view per node (as
-    /// libp2p's 8 dialed peers), which also bounds sockets per node.
-    max_peers: Option<usize>,
     /// Transactions sent (and delivered) before measuring, so every case
     /// starts with its connections open: steady state, not first contact.
     warmup: usize,
@@ -85,7 +82,6 @@ fn args() -> Args {
             .collect(),
         fanout: get("--fanout").map(|s| s.parse().unwrap()),
         eager_threshold: get("--eager-threshold").map(|s| s.parse().unwrap()),
-        max_peers: get("--max-peers").map(|s| s.parse().unwrap()),
         warmup: get("--warmup").map_or(0, |s| s.parse().unwrap()),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
         flush: !v.iter().any(|x| x == "--skip-flush"),
@@ -103,9 +99,6 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
         t.eager_push_threshold = e;
     }
     t.anti_entropy_interval_seconds = Duration::from_secs(2);
-    if let Some(m) = a.max_peers {
-        cfg.peer_discovery.max_peers_in_list = m;
-    }
     cfg
 }
 
@@ -126,7 +119,7 @@ async fn network(a: &Args, root: &std::path::Path, tls: bool) -> Vec<NodeHandle>
         cfg.peer_discovery.bootstrap_nodes = vec![url.clone()];
         nodes.push(node::start(cfg).await.unwrap());
     }
-    let want = a.max_peers.map_or(a.peers - 1, |m| m.min(a.peers - 1));
+    let want = a.peers - 1;
     let t = Instant::now();
     while !nodes.iter().all(|n| n.membership.counts() == (want, want)) {
         assert!(t.elapsed() < Duration::from_secs(120), "no convergence");

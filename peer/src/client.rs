@@ -1,6 +1,6 @@
 //! Outgoing discovery calls to other peers, through the communication
-//! manager: gRPC on the peer's pooled connection, or the REST fallback,
-//! as negotiated per peer.
+//! manager: gRPC (on the peer's pooled connection if gossip holds one), or
+//! the REST fallback, as negotiated per peer.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,10 @@ impl PeerClient {
         self.comm.connector().url(address, port)
     }
 
+    /// The peer's pooled connection when gossip keeps one open; otherwise
+    /// a connection for this call only. Discovery talks to each peer once
+    /// per refresh interval, and pooling every peer it ever asked would
+    /// hold a connection (and a socket on both sides) to all of them.
     /// `peer_id`: whom the server must prove to be (mutual TLS); `None`
     /// for bootstrap URLs, checked by host name.
     fn grpc(
@@ -43,11 +47,11 @@ impl PeerClient {
         url: &str,
         peer_id: Option<&str>,
     ) -> Result<PeerDiscoveryClient<tonic::transport::Channel>> {
-        Ok(PeerDiscoveryClient::new(self.comm.pool.channel(
-            url,
-            peer_id,
-            self.comm.metrics(),
-        )?))
+        let channel = match self.comm.pool.existing(url) {
+            Some(ch) => ch,
+            None => self.comm.pool.one_shot(url, peer_id)?,
+        };
+        Ok(PeerDiscoveryClient::new(channel))
     }
 
     fn request<T>(&self, msg: T) -> tonic::Request<T> {

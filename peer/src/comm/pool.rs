@@ -68,6 +68,18 @@ impl Pool {
         Ok(ch)
     }
 
+    /// The pooled channel to `url` if there is one (not counted as a use).
+    pub fn existing(&self, url: &str) -> Option<Channel> {
+        self.map().get(url).map(|(ch, _)| ch.clone())
+    }
+
+    /// A connection outside the pool, closed when the last clone of the
+    /// channel is dropped.
+    pub fn one_shot(&self, url: &str, peer_id: Option<&str>) -> Result<Channel> {
+        self.connector
+            .channel_lazy(&self.connector.endpoint(url)?, peer_id)
+    }
+
     /// Closes channels unused for `idle`.
     pub fn evict_idle(&self, idle: Duration, metrics: &CommMetrics) -> usize {
         let mut map = self.map();

@@ -10,7 +10,7 @@ use sorcha_proto::transaction::CompactNotification;
 use tokio::sync::mpsc;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
-use super::gossip::{choose, fanout};
+use super::gossip::{choose, fanout, neighbours};
 use super::hot::HotCache;
 use super::net::{TxClients, max_message_bytes, worth_compressing};
 use super::queue::OfflineQueue;
@@ -21,6 +21,9 @@ use crate::discovery::Membership;
 use crate::discovery::membership::PeerRecord;
 use crate::discovery::state::NodeState;
 use crate::{Error, Result};
+
+/// How often one gossip neighbour is swapped for another peer.
+const NEIGHBOUR_ROTATION: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Memory for recently accepted transactions (see `hot`).
 const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -66,6 +69,8 @@ pub struct Distributor {
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
     pub(super) hot: Mutex<HotCache>,
+    /// Gossip neighbours (peer ids) and when one was last rotated out.
+    neighbours: Mutex<(Vec<String>, Instant)>,
     /// Hashes of newly stored transactions, for live observers (the
     /// dashboard, benchmarks). Lagging receivers lose the oldest.
     stored: tokio::sync::broadcast::Sender<TxHash>,
@@ -113,6 +118,7 @@ impl Distributor {
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
+            neighbours: Mutex::new((Vec::new(), Instant::now())),
             stored: tokio::sync::broadcast::channel(4096).0,
             observer: std::sync::OnceLock::new(),
         }))
@@ -309,19 +315,32 @@ impl Distributor {
             .map(|p| PeerRef::new(p, self.clients.connector()))
     }
 
-    /// A random fanout of live peers, never `exclude` (where a transaction
-    /// came from).
+    /// A random fanout drawn from this node's gossip neighbours (twice the
+    /// fanout among the live peers; see `gossip::neighbours`), never
+    /// `exclude` (where a transaction came from).
     pub(super) fn fanout_targets(&self, exclude: Option<&str>) -> Vec<PeerRef> {
         let peers = self.live_peers();
         let n = fanout(self.cfg.fanout_factor, peers.len());
+        let chosen = {
+            let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+            let mut guard = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
+            let (current, rotated) = &mut *guard;
+            let rotate = rotated.elapsed() >= NEIGHBOUR_ROTATION;
+            if rotate {
+                *rotated = Instant::now();
+            }
+            *current = neighbours(current, &ids, n * 2, rotate, &mut rand::rng());
+            current.clone()
+        };
+        let pool: Vec<&PeerRef> = peers.iter().filter(|p| chosen.contains(&p.id)).collect();
         choose(
-            &peers,
+            &pool,
             |p| Some(p.id.as_str()) == exclude,
             n,
             &mut rand::rng(),
         )
         .into_iter()
-        .cloned()
+        .map(|p| (*p).clone())
         .collect()
     }
 }

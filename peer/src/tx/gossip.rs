@@ -12,6 +12,36 @@ pub fn fanout(configured: Option<usize>, peers: usize) -> usize {
     n.min(peers)
 }
 
+/// This node's gossip neighbours: the `current` ones still `live`, topped
+/// up at random from the other live peers to `want`. Fanout targets are
+/// drawn from them, so a node holds connections to about `want` peers
+/// instead of, sooner or later, to every peer it knows (1,000 peers would
+/// mean 2,000 sockets per node). `rotate` swaps one neighbour for a random
+/// other, so the overlay keeps mixing and no partition lasts.
+pub fn neighbours<R: Rng>(
+    current: &[String],
+    live: &[String],
+    want: usize,
+    rotate: bool,
+    rng: &mut R,
+) -> Vec<String> {
+    let mut kept: Vec<String> = current
+        .iter()
+        .filter(|c| live.contains(c))
+        .take(want)
+        .cloned()
+        .collect();
+    if rotate && !kept.is_empty() && live.len() > kept.len() {
+        let i = rng.random_range(0..kept.len());
+        kept.swap_remove(i);
+    }
+    let mut others: Vec<&String> = live.iter().filter(|l| !kept.contains(l)).collect();
+    others.shuffle(rng);
+    let missing = want.saturating_sub(kept.len());
+    kept.extend(others.into_iter().take(missing).cloned());
+    kept
+}
+
 /// Up to `n` distinct peers chosen at random, never an `excluded` one.
 pub fn choose<'a, T, R: Rng>(
     peers: &'a [T],
@@ -71,6 +101,25 @@ pub fn differing(mine: &[u64], theirs: &[u64]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbours_are_kept_topped_up_and_rotated_one_at_a_time() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let live: Vec<String> = (0..50).map(|i| format!("p{i}")).collect();
+        let first = neighbours(&[], &live, 8, false, &mut rng);
+        assert_eq!(first.len(), 8);
+        let same = neighbours(&first, &live, 8, false, &mut rng);
+        assert_eq!(same, first, "stable while all stay live");
+        // One goes away: the other seven stay, one newcomer fills in.
+        let fewer: Vec<String> = live.iter().filter(|p| **p != first[0]).cloned().collect();
+        let refilled = neighbours(&first, &fewer, 8, false, &mut rng);
+        assert_eq!(refilled.len(), 8);
+        assert_eq!(refilled.iter().filter(|p| first.contains(p)).count(), 7);
+        let rotated = neighbours(&first, &live, 8, true, &mut rng);
+        assert_eq!(rotated.iter().filter(|p| first.contains(p)).count(), 7);
+        // Fewer live peers than wanted: all of them.
+        assert_eq!(neighbours(&first, &live[..3], 8, false, &mut rng).len(), 3);
+    }
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 

@@ -165,6 +165,37 @@ async fn handshake_matrix_against_a_running_node() {
     assert_eq!(body["node_id"], "node-a");
     drop(stalled);
 
+    // A valid certificate for "friend" claiming to be someone else.
+    let r = valid
+        .get(format!("{base}/api/v1/peers/ping?peer_id=impostor"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("peer_id_mismatch") && text.contains("impostor") && text.contains("friend"),
+        "{text}"
+    );
+    let metrics = node.membership.metrics.render();
+    assert!(
+        metrics.contains("sorcha_peer_refusals_total{reason=\"peer_id_mismatch\"} 1"),
+        "{metrics}"
+    );
+    let events = node.membership.events.recent(100);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("peer_id_mismatch")),
+        "the refusal is logged as an event: {events:?}"
+    );
+    let r = valid
+        .get(format!("{base}/api/v1/peers/ping?peer_id=friend"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "its own id is fine");
+
     // No client certificate: the handshake completes, but only health and
     // metrics are served.
     let anon = anonymous();

@@ -181,6 +181,27 @@ async fn a_grpc_node_bootstrapping_from_a_rest_only_peer_negotiates_down_to_rest
         })
     })
     .await;
+    // Anti-entropy over REST: a SyncRequest protobuf in, a SyncResponse out;
+    // anything else is refused naming what was expected.
+    let http = reqwest::Client::new();
+    let sync = format!("{}/api/v1/transactions/sync", rest.url());
+    let r = http.post(&sync).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.text().await.unwrap().contains("application/x-protobuf"));
+    let req = sorcha_proto::transaction::SyncRequest {
+        requesting_peer_id: "probe".into(),
+        bucket_digests: vec![],
+    };
+    let r = http
+        .post(&sync)
+        .header("content-type", "application/x-protobuf")
+        .body(prost::Message::encode_to_vec(&req))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    <sorcha_proto::transaction::SyncResponse as prost::Message>::decode(body).unwrap();
     grpc.shutdown().await;
     rest.shutdown().await;
 }

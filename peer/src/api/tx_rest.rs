@@ -184,9 +184,11 @@ fn notify_one(
 /// (hash lists are bytes, which JSON would bloat).
 async fn sync(
     State(d): State<Arc<Distributor>>,
+    gate: Gate,
     headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PeerError> {
+    let started = std::time::Instant::now();
     let protobuf = crate::comm::rest::PROTOBUF;
     if headers
         .get(header::CONTENT_TYPE)
@@ -195,8 +197,13 @@ async fn sync(
         return Err(ApiError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type: expected {protobuf} (a SyncRequest message)"),
-        ));
+        )
+        .into());
     }
+    let cost = RequestCost {
+        bytes: body.len() as u64,
+        transactions: 0,
+    };
     let req =
         <sorcha_proto::transaction::SyncRequest as prost::Message>::decode(body).map_err(|e| {
             ApiError(
@@ -204,12 +211,17 @@ async fn sync(
                 format!("body: not a SyncRequest ({e})"),
             )
         })?;
-    let resp = d.on_sync(&req)?;
-    Ok((
-        [(header::CONTENT_TYPE, protobuf)],
-        prost::Message::encode_to_vec(&resp),
-    )
-        .into_response())
+    // The same policy as the gRPC SyncTransactions: a read, by the claimed peer.
+    let a = gate.admit(Some(&req.requesting_peer_id), Action::Fetch, cost)?;
+    let r = d.on_sync(&req).map_err(ApiError::from).map(|resp| {
+        (
+            [(header::CONTENT_TYPE, protobuf)],
+            prost::Message::encode_to_vec(&resp),
+        )
+            .into_response()
+    });
+    gate.guard.finish_rest(&a, started, &r);
+    Ok(r?)
 }
 
 async fn dead_letters(

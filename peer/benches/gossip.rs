@@ -320,6 +320,10 @@ async fn flush_rate(a: &Args) -> (f64, f64) {
     let mut cfg = bench_config(a, &root.path().join("a"));
     cfg.peer_discovery.bootstrap_nodes = vec![format!("http://127.0.0.1:{port}")];
     cfg.peer_discovery.bootstrap_retry_minutes = Duration::from_millis(100);
+    // The bootstrap URL is dead until B starts; its circuit must half-open
+    // as often as bootstrap is retried, or the flush waits out the
+    // default 5-minute reset.
+    cfg.communication.circuit_breaker_reset_minutes = Duration::from_millis(100);
     cfg.offline_mode.max_queue_size = 200_000;
     let a_node = node::start(cfg).await.unwrap();
     while !a_node.membership.is_ready() {

@@ -36,7 +36,6 @@ impl PeerDiscovery for DiscoveryService {
             .requests
             .with_label_values(&["peer_list", "grpc"])
             .inc();
-        let started = std::time::Instant::now();
         let claimed = req.get_ref().requesting_peer_id.clone();
         let a =
             self.guard
@@ -44,7 +43,7 @@ impl PeerDiscovery for DiscoveryService {
         let r = handlers::peer_list(&self.membership, req.into_inner())
             .map(Response::new)
             .map_err(to_status);
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -57,7 +56,6 @@ impl PeerDiscovery for DiscoveryService {
             .requests
             .with_label_values(&["register", "grpc"])
             .inc();
-        let started = std::time::Instant::now();
         let claimed = req
             .get_ref()
             .peer_info
@@ -70,7 +68,7 @@ impl PeerDiscovery for DiscoveryService {
         let r = handlers::register(&self.membership, req.into_inner())
             .map(Response::new)
             .map_err(to_status);
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -80,7 +78,6 @@ impl PeerDiscovery for DiscoveryService {
             .requests
             .with_label_values(&["ping", "grpc"])
             .inc();
-        let started = std::time::Instant::now();
         let claimed = req.get_ref().peer_id.clone();
         let a =
             self.guard
@@ -88,7 +85,7 @@ impl PeerDiscovery for DiscoveryService {
         let r = handlers::ping(&self.membership, req.into_inner())
             .map(Response::new)
             .map_err(to_status);
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 }

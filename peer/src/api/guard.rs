@@ -64,13 +64,16 @@ impl Guard {
     }
 
     /// Decides one request; a refusal is counted and (rate-limited) logged.
+    /// The admission remembers when it was made, for the latency `finish`
+    /// scores.
     pub fn admit(
         &self,
         caller: Option<&Caller>,
         claimed: Option<&str>,
         action: Action,
         cost: RequestCost,
-    ) -> Result<Admission, Refusal> {
+    ) -> Result<Admitted, Refusal> {
+        let started = Instant::now();
         let facts = CallerFacts {
             remote: caller
                 .map(|c| c.remote.ip())
@@ -89,6 +92,7 @@ impl Guard {
         };
         self.policy
             .admit(&facts, action, cost, advertised)
+            .map(|admission| Admitted { admission, started })
             .inspect_err(|r| self.refused(r))
     }
 
@@ -100,7 +104,7 @@ impl Guard {
         claimed: Option<&str>,
         action: Action,
         cost: RequestCost,
-    ) -> Result<Admission, Status> {
+    ) -> Result<Admitted, Status> {
         let caller = req.extensions().get::<ConnectInfo<Caller>>().map(|c| &c.0);
         self.admit(caller, claimed, action, cost)
             .map_err(|r| status(&r))
@@ -109,12 +113,12 @@ impl Guard {
     /// Scores a gRPC handler's outcome: an answer is a success (with the
     /// time it took), an `INVALID_ARGUMENT` an invalid message; other
     /// errors are this node's, not the caller's.
-    pub fn finish<T>(&self, a: &Admission, started: Instant, r: &Result<T, Status>) {
+    pub fn finish<T>(&self, a: &Admitted, r: &Result<T, Status>) {
         match r {
             Ok(_) => self.observe(
                 a,
                 Observation::Success {
-                    latency: started.elapsed(),
+                    latency: a.started.elapsed(),
                 },
             ),
             Err(s) if s.code() == Code::InvalidArgument => {
@@ -126,12 +130,12 @@ impl Guard {
 
     /// Same for REST: a 4xx the caller caused (bad request, too large) is
     /// an invalid message.
-    pub fn finish_rest<T>(&self, a: &Admission, started: Instant, r: &Result<T, ApiError>) {
+    pub fn finish_rest<T>(&self, a: &Admitted, r: &Result<T, ApiError>) {
         match r {
             Ok(_) => self.observe(
                 a,
                 Observation::Success {
-                    latency: started.elapsed(),
+                    latency: a.started.elapsed(),
                 },
             ),
             Err(ApiError(s, _))
@@ -285,6 +289,20 @@ impl IntoResponse for PeerError {
     }
 }
 
+/// An admitted request and when it was admitted.
+#[derive(Debug)]
+pub struct Admitted {
+    pub admission: Admission,
+    started: Instant,
+}
+
+impl std::ops::Deref for Admitted {
+    type Target = Admission;
+    fn deref(&self) -> &Admission {
+        &self.admission
+    }
+}
+
 /// Extractor for REST handlers: the guard (an `Extension` on the router)
 /// and the caller (`ConnectInfo`, absent only when a router is served
 /// without it).
@@ -299,7 +317,7 @@ impl Gate {
         claimed: Option<&str>,
         action: Action,
         cost: RequestCost,
-    ) -> Result<Admission, PeerError> {
+    ) -> Result<Admitted, PeerError> {
         self.guard
             .admit(self.caller.as_ref(), claimed, action, cost)
             .map_err(|r| PeerError::Refused(Box::new(r)))

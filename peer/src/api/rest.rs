@@ -80,13 +80,8 @@ fn discover_cost(bytes: usize) -> RequestCost {
 }
 
 /// Runs a handler for an admitted caller and scores the outcome.
-fn served<T>(
-    gate: &Gate,
-    a: &crate::security::Admission,
-    r: Result<T, ApiError>,
-    started: std::time::Instant,
-) -> PeerResult<T> {
-    gate.guard.finish_rest(a, started, &r);
+fn served<T>(gate: &Gate, a: &super::guard::Admitted, r: Result<T, ApiError>) -> PeerResult<T> {
+    gate.guard.finish_rest(a, &r);
     Ok(Json(r?))
 }
 
@@ -99,13 +94,12 @@ async fn register(
         .requests
         .with_label_values(&["register", "rest"])
         .inc();
-    let started = std::time::Instant::now();
     let Json(req) = body.map_err(ApiError::from)?;
     let claimed = req.peer_info.as_ref().map(|p| p.peer_id.clone());
     let size = prost::Message::encoded_len(&req);
     let a = gate.admit(claimed.as_deref(), Action::Register, discover_cost(size))?;
     let r = handlers::register(&m, req).map_err(ApiError::from);
-    served(&gate, &a, r, started)
+    served(&gate, &a, r)
 }
 
 #[derive(Deserialize)]
@@ -125,7 +119,6 @@ async fn list(
         .requests
         .with_label_values(&["peer_list", "rest"])
         .inc();
-    let started = std::time::Instant::now();
     let Query(q) = q.map_err(ApiError::from)?;
     let a = gate.admit(
         Some(&q.requesting_peer_id),
@@ -138,7 +131,7 @@ async fn list(
         requester: None,
     };
     let r = handlers::peer_list(&m, req).map_err(ApiError::from);
-    served(&gate, &a, r, started)
+    served(&gate, &a, r)
 }
 
 #[derive(Deserialize)]
@@ -156,7 +149,6 @@ async fn ping(
         .requests
         .with_label_values(&["ping", "rest"])
         .inc();
-    let started = std::time::Instant::now();
     let Query(q) = q.map_err(ApiError::from)?;
     let a = gate.admit(Some(&q.peer_id), Action::Discover, discover_cost(0))?;
     let r = handlers::ping(
@@ -167,7 +159,7 @@ async fn ping(
         },
     )
     .map_err(ApiError::from);
-    served(&gate, &a, r, started)
+    served(&gate, &a, r)
 }
 
 async fn status(State(m): State<Arc<Membership>>) -> Json<crate::discovery::NodeStatus> {

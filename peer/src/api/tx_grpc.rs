@@ -1,7 +1,6 @@
 //! gRPC `TransactionDistribution` service.
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use prost::Message;
@@ -104,7 +103,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionNotification>,
     ) -> Result<Response<NotificationAck>, Status> {
-        let started = Instant::now();
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().sender_peer_id),
@@ -134,7 +132,7 @@ impl TransactionDistribution for TxService {
             }))
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -142,7 +140,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionRequest>,
     ) -> Result<Response<TransactionResponse>, Status> {
-        let started = Instant::now();
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().requesting_peer_id),
@@ -166,7 +163,7 @@ impl TransactionDistribution for TxService {
             Ok(resp)
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -177,7 +174,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionRequest>,
     ) -> Result<Response<Self::StreamTransactionStream>, Status> {
-        let started = Instant::now();
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().requesting_peer_id),
@@ -226,7 +222,7 @@ impl TransactionDistribution for TxService {
             Ok(resp)
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -234,7 +230,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<SubmitTransactionRequest>,
     ) -> Result<Response<SubmitTransactionResponse>, Status> {
-        let started = Instant::now();
         let a = self
             .guard
             .admit_grpc(&req, None, Action::Submit, cost(req.get_ref(), 1))?;
@@ -251,7 +246,7 @@ impl TransactionDistribution for TxService {
             }))
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -259,7 +254,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<NotificationBatch>,
     ) -> Result<Response<NotificationBatchAck>, Status> {
-        let started = Instant::now();
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().sender_peer_id),
@@ -276,7 +270,7 @@ impl TransactionDistribution for TxService {
             Ok(small(NotificationBatchAck { wanted }))
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -338,7 +332,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionPush>,
     ) -> Result<Response<NotificationAck>, Status> {
-        let started = Instant::now();
         // The transaction limit is on what a peer injects: its own
         // transactions (round 1). Relays carry the network's traffic, which
         // the request and byte limits bound.
@@ -363,7 +356,7 @@ impl TransactionDistribution for TxService {
             }))
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -371,7 +364,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<SyncRequest>,
     ) -> Result<Response<SyncResponse>, Status> {
-        let started = Instant::now();
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().requesting_peer_id),
@@ -386,7 +378,7 @@ impl TransactionDistribution for TxService {
                 .map_err(tx_status)
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 
@@ -396,7 +388,6 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<FetchRequest>,
     ) -> Result<Response<Self::FetchTransactionsStream>, Status> {
-        let started = Instant::now();
         let a = self.guard.admit_grpc(
             &req,
             Some(&req.get_ref().requesting_peer_id),
@@ -445,7 +436,7 @@ impl TransactionDistribution for TxService {
             Ok(resp)
         }
         .await;
-        self.guard.finish(&a, started, &r);
+        self.guard.finish(&a, &r);
         r
     }
 }

@@ -59,7 +59,6 @@ async fn submit(
     gate: Gate,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PeerError> {
-    let started = std::time::Instant::now();
     let size = body.as_ref().map(|b| b.len() as u64).unwrap_or(0);
     let a = gate.admit(
         None,
@@ -70,7 +69,7 @@ async fn submit(
         },
     )?;
     let r = submit_body(&d, body).await;
-    gate.guard.finish_rest(&a, started, &r);
+    gate.guard.finish_rest(&a, &r);
     Ok(r?)
 }
 
@@ -110,10 +109,9 @@ async fn fetch(
     gate: Gate,
     Path(hash): Path<String>,
 ) -> Result<Response, PeerError> {
-    let started = std::time::Instant::now();
     let a = gate.admit(None, Action::Fetch, RequestCost::default())?;
     let r = fetch_hash(&d, &hash);
-    gate.guard.finish_rest(&a, started, &r);
+    gate.guard.finish_rest(&a, &r);
     Ok(r?)
 }
 
@@ -140,7 +138,6 @@ async fn notify(
     gate: Gate,
     body: Result<Json<TransactionNotification>, JsonRejection>,
 ) -> Result<Json<NotificationAck>, PeerError> {
-    let started = std::time::Instant::now();
     let Json(n) = body.map_err(ApiError::from)?;
     let cost = RequestCost {
         bytes: prost::Message::encoded_len(&n) as u64,
@@ -148,7 +145,7 @@ async fn notify(
     };
     let a = gate.admit(Some(&n.sender_peer_id), Action::Distribute, cost)?;
     let r = notify_one(&d, n);
-    gate.guard.finish_rest(&a, started, &r);
+    gate.guard.finish_rest(&a, &r);
     Ok(r?)
 }
 
@@ -188,7 +185,6 @@ async fn sync(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, PeerError> {
-    let started = std::time::Instant::now();
     let protobuf = crate::comm::rest::PROTOBUF;
     if headers
         .get(header::CONTENT_TYPE)
@@ -220,7 +216,7 @@ async fn sync(
         )
             .into_response()
     });
-    gate.guard.finish_rest(&a, started, &r);
+    gate.guard.finish_rest(&a, &r);
     Ok(r?)
 }
 

@@ -178,12 +178,6 @@ impl Comm {
         }
     }
 
-    /// A call outside [`Comm::call`] found `protocol` unserved by `url`
-    /// (the announcement stream, which fails after it started).
-    pub fn unsupported(&self, url: &str, protocol: Protocol) {
-        self.step_down(url, protocol);
-    }
-
     /// Tells the manager what a peer advertises in `supported_protocols`.
     pub fn advertised(&self, url: &str, supported: &[String]) {
         let theirs = Protocol::highest_advertised(supported);
@@ -333,7 +327,10 @@ impl Comm {
         state == BreakerState::Open
     }
 
-    fn step_down(&self, url: &str, failed: Protocol) {
+    /// `url` does not serve `failed`: the link steps below it. Also called
+    /// from outside [`Comm::call`] by the announcement stream, which fails
+    /// only after it started.
+    pub fn step_down(&self, url: &str, failed: Protocol) {
         let now = self.clock.now();
         let next = self
             .links()

@@ -85,12 +85,7 @@ impl TxClients {
     /// accept it.)
     pub fn client(&self, peer: &PeerRef, gzip: Gzip) -> Result<Client> {
         let url = peer.url.as_str();
-        if lost(self.drop_ratio) {
-            return Err(Error::PeerUnreachable {
-                peer: url.to_owned(),
-                message: "dropped by fault injection".into(),
-            });
-        }
+        self.dropped(url)?;
         let channel = self
             .comm
             .pool
@@ -109,8 +104,8 @@ impl TxClients {
         Ok(c)
     }
 
-    /// Whether a REST call should be lost to fault injection.
-    pub fn lost_rest(&self, url: &str) -> Result<()> {
+    /// Fault injection: fails a call (gRPC or REST) as if lost on the wire.
+    pub fn dropped(&self, url: &str) -> Result<()> {
         if lost(self.drop_ratio) {
             return Err(Error::PeerUnreachable {
                 peer: url.to_owned(),

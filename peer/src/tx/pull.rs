@@ -140,7 +140,7 @@ impl Distributor {
         let mut answers = Vec::with_capacity(hashes.len());
         for h in hashes {
             let hex = h.as_slice().try_into().map(to_hex).unwrap_or_default();
-            self.clients.lost_rest(&peer.url)?;
+            self.clients.dropped(&peer.url)?;
             let data = self
                 .clients
                 .comm
@@ -260,7 +260,7 @@ impl Distributor {
             .call(&peer.url, Op::Fetch, |proto| async move {
                 match proto {
                     Protocol::Rest => {
-                        self.clients.lost_rest(&peer.url)?;
+                        self.clients.dropped(&peer.url)?;
                         let timeout = self.clients.deadline(p.size);
                         self.clients
                             .comm

@@ -204,7 +204,7 @@ impl Distributor {
                             // Later batches go unary; what this stream lost,
                             // anti-entropy recovers.
                             if s.code() == tonic::Code::Unimplemented {
-                                comm.unsupported(&url, Protocol::GrpcStream);
+                                comm.step_down(&url, Protocol::GrpcStream);
                             }
                         }
                     });
@@ -274,7 +274,7 @@ impl Distributor {
     async fn notify_rest(&self, peer: &PeerRef, notes: Vec<CompactNotification>) -> Result<()> {
         let timeout = self.clients.deadline(0);
         for n in notes {
-            self.clients.lost_rest(&peer.url)?;
+            self.clients.dropped(&peer.url)?;
             let note = TransactionNotification {
                 transaction_hash: to_hex(n.hash.as_slice().try_into().map_err(|_| {
                     Error::InvalidTransaction("announcement with a malformed hash".into())

@@ -122,7 +122,7 @@ impl Distributor {
                 let peer = &peer;
                 async move {
                     if p == Protocol::Rest {
-                        self.clients.lost_rest(&peer.url)?;
+                        self.clients.dropped(&peer.url)?;
                         let timeout = self.clients.deadline(0);
                         return self
                             .clients

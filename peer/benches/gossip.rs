@@ -2,7 +2,7 @@
 //!
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
-//!       --fanout N --eager-threshold BYTES --tls off,on --warmup N
+//!       --fanout N --rounds N --eager-threshold BYTES --tls off,on --warmup N
 //!       --skip-gossip
 //!       --skip-flush --skip-ingest]
 //!
@@ -37,6 +37,7 @@ struct Args {
     /// Link modes to run each case in: false plaintext, true mutual TLS.
     tls: Vec<bool>,
     fanout: Option<usize>,
+    rounds: Option<u32>,
     eager_threshold: Option<u64>,
     /// Transactions sent (and delivered) before measuring, so every case
     /// starts with its connections open: steady state, not first contact.
@@ -81,6 +82,7 @@ fn args() -> Args {
             })
             .collect(),
         fanout: get("--fanout").map(|s| s.parse().unwrap()),
+        rounds: get("--rounds").map(|s| s.parse().unwrap()),
         eager_threshold: get("--eager-threshold").map(|s| s.parse().unwrap()),
         warmup: get("--warmup").map_or(0, |s| s.parse().unwrap()),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
@@ -95,6 +97,9 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
     cfg.peer_discovery.min_healthy_peers = 1;
     let t = &mut cfg.transaction_distribution;
     t.fanout_factor = a.fanout;
+    if let Some(r) = a.rounds {
+        t.gossip_rounds = r;
+    }
     if let Some(e) = a.eager_threshold {
         t.eager_push_threshold = e;
     }
@@ -143,12 +148,19 @@ fn payload(id: u64, size: usize) -> Vec<u8> {
     out
 }
 
+/// Which arrivals the spread curve reports (1 = the first peer to store
+/// the transaction, usually its publisher).
+const CURVE: [usize; 6] = [1, 2, 11, 50, 90, 100];
+
 struct Case {
     tls: bool,
     load: &'static str,
     size: usize,
     t90: Vec<f64>,
     t100: Vec<f64>,
+    /// Per transaction, the time until the k-th peer stored it, for each
+    /// k in `CURVE` (the shape of the spread: hop by hop).
+    curve: Vec<Vec<f64>>,
     delivered: f64,
     wire_per_peer_tx: f64,
     dups_per_tx: f64,
@@ -251,6 +263,7 @@ async fn run_case(
     let after = totals(&nodes);
     let n = nodes.len();
     let (mut t90, mut t100) = (Vec::new(), Vec::new());
+    let mut curve = vec![Vec::new(); CURVE.len()];
     for (h, t0) in &submitted {
         let mut ts: Vec<f64> = arrivals.get(h).map_or(Vec::new(), |v| {
             v.iter()
@@ -260,6 +273,9 @@ async fn run_case(
         ts.sort_by(f64::total_cmp);
         let i90 = (n * 9).div_ceil(10) - 1;
         t90.push(ts.get(i90).copied().unwrap_or(f64::INFINITY));
+        for (c, k) in curve.iter_mut().zip(CURVE) {
+            c.push(ts.get(k - 1).copied().unwrap_or(f64::INFINITY));
+        }
         t100.push(if ts.len() == n {
             ts[n - 1]
         } else {
@@ -274,6 +290,7 @@ async fn run_case(
         size,
         t90,
         t100,
+        curve,
         delivered: got as f64 / want as f64,
         wire_per_peer_tx: (after.0 - before.0) as f64 / (n * a.tx) as f64,
         dups_per_tx: (after.1 - before.1) as f64 / a.tx as f64,
@@ -442,6 +459,32 @@ fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
             c.wire_per_peer_tx / c.size as f64,
             c.dups_per_tx,
             c.bytes_per_announcement,
+        );
+    }
+    println!();
+    println!("Spread curve: p50 time until the k-th peer stored the transaction.");
+    println!();
+    let ks: Vec<String> = CURVE
+        .iter()
+        .filter(|&&k| k <= a.peers)
+        .map(|k| format!("k = {k}"))
+        .collect();
+    println!("| links | load | size | {} |", ks.join(" | "));
+    println!("|---|---|---|{}", "---|".repeat(ks.len()));
+    for c in &cases {
+        let cells: Vec<String> = c
+            .curve
+            .iter()
+            .zip(CURVE)
+            .filter(|(_, k)| *k <= a.peers)
+            .map(|(v, _)| ms(pct(v, 0.5)))
+            .collect();
+        println!(
+            "| {} | {} | {} | {} |",
+            links(c.tls),
+            c.load,
+            human(c.size),
+            cells.join(" | ")
         );
     }
 }

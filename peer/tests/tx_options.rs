@@ -17,12 +17,75 @@ fn quiet(c: &mut PeerServiceConfig) {
     c.transaction_distribution.anti_entropy_interval_seconds = Duration::from_secs(3600);
 }
 
+fn pulls_served(nodes: &[sorcha_peer::node::NodeHandle]) -> u64 {
+    nodes
+        .iter()
+        .map(|n| n.membership.metrics.tx_pulls_served.get())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eager_push_delivers_small_transactions_without_pulls() {
+async fn the_first_round_pushes_whole_up_to_the_streaming_threshold() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Eager push off (the default), and one round only, so no relay's
+    // announcement races the origin's pushes.
     let nodes = mk_network(&dirs, |c| {
         quiet(c);
         c.transaction_distribution.fanout_factor = Some(2);
+        c.transaction_distribution.gossip_rounds = 1;
+        c.transaction_distribution.streaming_threshold = 64 * 1024;
+        assert_eq!(c.transaction_distribution.eager_push_threshold, 0);
+    })
+    .await;
+    for (i, size) in [100, 5000, 64 * 1024].into_iter().enumerate() {
+        nodes[0]
+            .distributor
+            .submit(payload(500 + i as u64, size))
+            .await
+            .unwrap();
+    }
+    wait_for("both peers to hold all 3", LIMIT, || {
+        nodes[1..]
+            .iter()
+            .all(|n| n.distributor.store.count().unwrap() == 3)
+    })
+    .await;
+    assert_eq!(pulls_served(&nodes), 0, "pushed whole: nobody had to pull");
+    // Above the streaming threshold it is announced and streamed.
+    nodes[0]
+        .distributor
+        .submit(payload(600, 64 * 1024 + 1))
+        .await
+        .unwrap();
+    wait_for("the streamed one", LIMIT, || {
+        nodes[1..]
+            .iter()
+            .all(|n| n.distributor.store.count().unwrap() == 4)
+    })
+    .await;
+    assert_eq!(pulls_served(&nodes), 2);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+fn total(
+    nodes: &[sorcha_peer::node::NodeHandle],
+    f: impl Fn(&sorcha_peer::metrics::Metrics) -> u64,
+) -> u64 {
+    nodes.iter().map(|n| f(&n.membership.metrics)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_push_decides_how_later_rounds_send() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Round 1: the origin pushes to both peers. Round 2: each passes it to
+    // the other, whole up to EagerPushThreshold, else as an announcement
+    // (which the other, already holding it, ignores).
+    let nodes = mk_network(&dirs, |c| {
+        quiet(c);
+        c.transaction_distribution.fanout_factor = Some(2);
+        c.transaction_distribution.gossip_rounds = 2;
         c.transaction_distribution.eager_push_threshold = 4096;
         c.transaction_distribution.eager_push_peers = 2;
     })
@@ -34,36 +97,29 @@ async fn eager_push_delivers_small_transactions_without_pulls() {
             .await
             .unwrap();
     }
-    wait_for("both peers to hold all 10", LIMIT, || {
-        nodes[1..]
-            .iter()
-            .all(|n| n.distributor.store.count().unwrap() == 10)
+    // Whichever of the two peers gets a transaction second has it pushed
+    // again: a duplicate per transaction once round 2 is through.
+    wait_for("round 2 of all 10", LIMIT, || {
+        total(&nodes, |m| m.tx_duplicates.get()) >= 10
     })
     .await;
-    let pulls: u64 = nodes
-        .iter()
-        .map(|n| n.membership.metrics.tx_pulls_served.get())
-        .sum();
-    assert_eq!(pulls, 0, "pushed whole: nobody had to pull");
-    // Above the threshold the same network announces and pulls.
+    assert_eq!(
+        total(&nodes, |m| m.announcements_sent.get()),
+        0,
+        "all pushed"
+    );
+    assert_eq!(pulls_served(&nodes), 0, "pushed whole: nobody had to pull");
+    // Above the threshold round 2 announces (and whichever peer still
+    // lacked it then pulls).
     nodes[0]
         .distributor
         .submit(payload(400, 5000))
         .await
         .unwrap();
-    wait_for("the large one", LIMIT, || {
-        nodes[1..]
-            .iter()
-            .all(|n| n.distributor.store.count().unwrap() == 11)
+    wait_for("a round-2 announcement", LIMIT, || {
+        total(&nodes, |m| m.announcements_sent.get()) > 0
     })
     .await;
-    assert!(
-        nodes
-            .iter()
-            .map(|n| n.membership.metrics.tx_pulls_served.get())
-            .sum::<u64>()
-            > 0
-    );
     for n in nodes {
         n.shutdown().await;
     }

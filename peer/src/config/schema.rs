@@ -167,9 +167,12 @@ pub struct TransactionDistributionConfig {
     /// this interval, so a hash is remembered for one to two intervals.
     #[serde(with = "minutes")]
     pub bloom_filter_reset_minutes: Duration,
-    /// Addition: transactions up to this many bytes are pushed whole to
-    /// `EagerPushPeers` peers instead of announced (saves the pull's round
-    /// trips); 0 turns eager push off.
+    /// Addition: from gossip round 2 on, transactions up to this many bytes
+    /// are pushed whole to `EagerPushPeers` peers instead of announced
+    /// (saves the pull's round trips, but a peer may already hold it); 0
+    /// turns this off. Round 1, the origin's own send, always pushes
+    /// whole up to `StreamingThreshold`: its targets cannot hold the
+    /// transaction yet, so pushing costs no extra bytes.
     pub eager_push_threshold: u64,
     /// Addition: how many of the fanout peers get the eager push.
     pub eager_push_peers: usize,

@@ -25,6 +25,22 @@ use crate::{Error, Result};
 /// How often one gossip neighbour is swapped for another peer.
 const NEIGHBOUR_ROTATION: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long fanout targets are drawn from one reading of the peer table:
+/// reading (and copying) every peer record for each transaction cost a
+/// busy 100-node network more CPU than spreading the transaction did. A
+/// peer that joined or failed meanwhile is seen at most this much later.
+const NEIGHBOUR_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// This node's gossip neighbours as last read from the peer table.
+struct Neighbours {
+    ids: Vec<String>,
+    peers: Vec<PeerRef>,
+    /// Live peers at that reading (the fanout depends on it).
+    live: usize,
+    read: Option<Instant>,
+    rotated: Instant,
+}
+
 /// Memory for recently accepted transactions (see `hot`).
 const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -69,8 +85,7 @@ pub struct Distributor {
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
     pub(super) hot: Mutex<HotCache>,
-    /// Gossip neighbours (peer ids) and when one was last rotated out.
-    neighbours: Mutex<(Vec<String>, Instant)>,
+    neighbours: Mutex<Neighbours>,
     /// Hashes of newly stored transactions, for live observers (the
     /// dashboard, benchmarks). Lagging receivers lose the oldest.
     stored: tokio::sync::broadcast::Sender<TxHash>,
@@ -118,7 +133,13 @@ impl Distributor {
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
-            neighbours: Mutex::new((Vec::new(), Instant::now())),
+            neighbours: Mutex::new(Neighbours {
+                ids: Vec::new(),
+                peers: Vec::new(),
+                live: 0,
+                read: None,
+                rotated: Instant::now(),
+            }),
             stored: tokio::sync::broadcast::channel(4096).0,
             observer: std::sync::OnceLock::new(),
         }))
@@ -256,21 +277,48 @@ impl Distributor {
         if round < self.cfg.gossip_rounds {
             // Sampled once here, so pullers know whether gzip pays off.
             let compressible = self.cfg.enable_compression && worth_compressing(&data);
-            self.spread(hash, size, round + 1, from, compressible);
+            self.spread(
+                hash,
+                size,
+                round + 1,
+                &self.holders(&hash, from),
+                compressible,
+            );
         }
-        self.store.insert(hash, data.to_vec(), now_ms()).await?;
+        // A received transaction is already out in the network (stored as
+        // distributed); only this node's own submissions wait for a first
+        // successful send.
+        if from.is_some() {
+            self.store
+                .insert_relayed(hash, data.to_vec(), now_ms())
+                .await?;
+            metrics.bandwidth_received.inc_by(size);
+        } else {
+            self.store.insert(hash, data.to_vec(), now_ms()).await?;
+            if round >= self.cfg.gossip_rounds {
+                self.store.mark_distributed(&[hash])?;
+            }
+        }
         self.remember(&hash);
         metrics.tx_stored.inc();
         let _ = self.stored.send(hash);
-        if from.is_some() {
-            metrics.bandwidth_received.inc_by(size);
-        }
-        // A received transaction is already out in the network; only this
-        // node's own submissions wait for a first successful send.
-        if from.is_some() || round >= self.cfg.gossip_rounds {
-            self.store.mark_distributed(&[hash])?;
-        }
         Ok(true)
+    }
+
+    /// Peers known to hold `hash`: the one it came `from` and those that
+    /// announced it while it was being pulled. Telling them is waste.
+    fn holders(&self, hash: &TxHash, from: Option<&str>) -> Vec<String> {
+        let pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
+        from.map(str::to_owned)
+            .into_iter()
+            .chain(
+                pulling
+                    .get(hash)
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.id.clone()),
+            )
+            .collect()
     }
 
     pub fn subscribe_stored(&self) -> tokio::sync::broadcast::Receiver<TxHash> {
@@ -316,31 +364,29 @@ impl Distributor {
     }
 
     /// A random fanout drawn from this node's gossip neighbours (twice the
-    /// fanout among the live peers; see `gossip::neighbours`), never
-    /// `exclude` (where a transaction came from).
-    pub(super) fn fanout_targets(&self, exclude: Option<&str>) -> Vec<PeerRef> {
-        let peers = self.live_peers();
-        let n = fanout(self.cfg.fanout_factor, peers.len());
-        let chosen = {
+    /// fanout among the live peers; see `gossip::neighbours`), never one of
+    /// `exclude` (peers known to hold the transaction).
+    pub(super) fn fanout_targets(&self, exclude: &[String]) -> Vec<PeerRef> {
+        let mut g = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = g.read.is_none_or(|t| t.elapsed() >= NEIGHBOUR_REFRESH);
+        if stale || g.peers.is_empty() {
+            let peers = self.live_peers();
             let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
-            let mut guard = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
-            let (current, rotated) = &mut *guard;
-            let rotate = rotated.elapsed() >= NEIGHBOUR_ROTATION;
+            let rotate = g.rotated.elapsed() >= NEIGHBOUR_ROTATION;
             if rotate {
-                *rotated = Instant::now();
+                g.rotated = Instant::now();
             }
-            *current = neighbours(current, &ids, n * 2, rotate, &mut rand::rng());
-            current.clone()
-        };
-        let pool: Vec<&PeerRef> = peers.iter().filter(|p| chosen.contains(&p.id)).collect();
-        choose(
-            &pool,
-            |p| Some(p.id.as_str()) == exclude,
-            n,
-            &mut rand::rng(),
-        )
-        .into_iter()
-        .map(|p| (*p).clone())
-        .collect()
+            let want = fanout(self.cfg.fanout_factor, ids.len()) * 2;
+            let kept = neighbours(&g.ids, &ids, want, rotate, &mut rand::rng());
+            g.peers = peers.into_iter().filter(|p| kept.contains(&p.id)).collect();
+            g.ids = kept;
+            g.live = ids.len();
+            g.read = Some(Instant::now());
+        }
+        let n = fanout(self.cfg.fanout_factor, g.live);
+        choose(&g.peers, |p| exclude.contains(&p.id), n, &mut rand::rng())
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }

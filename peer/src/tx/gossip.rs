@@ -55,18 +55,43 @@ pub fn choose<'a, T, R: Rng>(
     eligible
 }
 
-/// Splits chosen targets into (push whole, announce hash only): small
-/// transactions go whole to the first `eager_peers`; everything else is
-/// announced and pulled.
+/// How a spread splits its targets between pushes and announcements.
+#[derive(Debug, Clone, Copy)]
+pub struct PushRule {
+    /// Later rounds push transactions up to this size (0: never) ...
+    pub eager_threshold: u64,
+    /// ... to this many of their targets.
+    pub eager_peers: usize,
+    /// The first round (the origin's own send) pushes to every target
+    /// transactions up to this size (the streaming threshold: larger ones
+    /// are pulled in chunks).
+    pub first_round_max: u64,
+}
+
+/// Splits chosen targets into (push whole, announce hash only).
+///
+/// Round 1 pushes to all of them: they cannot hold a transaction that was
+/// only just submitted, so every push carries bytes its target would pull
+/// anyway, and the first hop costs one message instead of announce, fetch
+/// and answer. From round 2 on a target may hold it already and a push
+/// may be wasted, so only small transactions go whole, and only to the
+/// first `eager_peers`; everything else is announced and pulled.
 pub fn split_push<T>(
     mut targets: Vec<T>,
     size: u64,
-    eager_threshold: u64,
-    eager_peers: usize,
+    round: u32,
+    rule: PushRule,
 ) -> (Vec<T>, Vec<T>) {
-    if size == 0 || size > eager_threshold {
+    if size == 0 {
         return (Vec::new(), targets);
     }
+    if round == 1 && size <= rule.first_round_max {
+        return (targets, Vec::new());
+    }
+    if size > rule.eager_threshold {
+        return (Vec::new(), targets);
+    }
+    let eager_peers = rule.eager_peers;
     let rest = targets.split_off(eager_peers.min(targets.len()));
     (targets, rest)
 }
@@ -148,12 +173,40 @@ mod tests {
 
     #[test]
     fn small_transactions_are_pushed_to_a_few_and_announced_to_the_rest() {
-        let (push, announce) = split_push(vec![1, 2, 3, 4], 100, 4096, 2);
+        let rule = PushRule {
+            eager_threshold: 4096,
+            eager_peers: 2,
+            first_round_max: 1 << 20,
+        };
+        let (push, announce) = split_push(vec![1, 2, 3, 4], 100, 2, rule);
         assert_eq!((push, announce), (vec![1, 2], vec![3, 4]));
-        let (push, announce) = split_push(vec![1, 2, 3], 5000, 4096, 2);
+        let (push, announce) = split_push(vec![1, 2, 3], 5000, 3, rule);
         assert_eq!((push.len(), announce.len()), (0, 3));
-        let (push, _) = split_push(vec![1], 100, 0, 2);
+        let off = PushRule {
+            eager_threshold: 0,
+            ..rule
+        };
+        let (push, _) = split_push(vec![1], 100, 2, off);
         assert!(push.is_empty(), "threshold 0 turns eager push off");
+    }
+
+    #[test]
+    fn the_first_round_pushes_to_every_target_up_to_the_streaming_threshold() {
+        let rule = PushRule {
+            eager_threshold: 0,
+            eager_peers: 2,
+            first_round_max: 1 << 20,
+        };
+        let (push, announce) = split_push(vec![1, 2, 3], 1 << 20, 1, rule);
+        assert_eq!((push, announce.len()), (vec![1, 2, 3], 0));
+        let (push, announce) = split_push(vec![1, 2, 3], (1 << 20) + 1, 1, rule);
+        assert_eq!(
+            (push.len(), announce),
+            (0, vec![1, 2, 3]),
+            "streamed instead"
+        );
+        let (push, _) = split_push(vec![1, 2], 0, 1, rule);
+        assert!(push.is_empty());
     }
 
     #[test]

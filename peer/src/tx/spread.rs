@@ -8,8 +8,8 @@ use sorcha_proto::transaction::{
 use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef};
-use super::gossip::split_push;
-use super::net::{Gzip, status_err, worth_compressing};
+use super::gossip::{PushRule, split_push};
+use super::net::{Gzip, status_err};
 use super::pull::Pull;
 use super::store::{TxHash, hash_of, to_hex};
 use crate::comm::{Op, Protocol};
@@ -20,34 +20,35 @@ use crate::{Error, Result};
 const MAX_BATCH: usize = 1024;
 
 impl Distributor {
-    /// Tells a fanout of live peers (never `exclude`, the peer it came
-    /// from) about `hash`, in gossip round `round`.
+    /// Tells a fanout of live peers about `hash`, in gossip round `round`;
+    /// never `holders` (peer ids known to hold it: where it came from and
+    /// who announced it meanwhile).
     pub(super) fn spread(
         self: &Arc<Self>,
         hash: TxHash,
         size: u64,
         round: u32,
-        exclude: Option<&str>,
+        holders: &[String],
         compressible: bool,
     ) {
         // A read-only node receives but never distributes (PeerService.Role).
         if !self.m.me().capabilities.supports_transaction_distribution {
             return;
         }
-        let targets = self.fanout_targets(exclude);
+        let targets = self.fanout_targets(holders);
         if targets.is_empty() {
             return;
         }
         self.m.metrics.gossip_rounds.inc();
-        let (push, announce) = split_push(
-            targets,
-            size,
-            self.cfg.eager_push_threshold,
-            self.cfg.eager_push_peers,
-        );
+        let rule = PushRule {
+            eager_threshold: self.cfg.eager_push_threshold,
+            eager_peers: self.cfg.eager_push_peers,
+            first_round_max: self.cfg.streaming_threshold,
+        };
+        let (push, announce) = split_push(targets, size, round, rule);
         for peer in push {
             let this = self.clone();
-            tokio::spawn(async move { this.push_to(&peer, hash, round).await });
+            tokio::spawn(async move { this.push_to(&peer, hash, round, compressible).await });
         }
         let note = CompactNotification {
             hash: hash.to_vec(),
@@ -60,13 +61,12 @@ impl Distributor {
         }
     }
 
-    async fn push_to(self: Arc<Self>, peer: &PeerRef, hash: TxHash, round: u32) {
+    async fn push_to(self: Arc<Self>, peer: &PeerRef, hash: TxHash, round: u32, compress: bool) {
         let result = async {
             let data = self
                 .data(&hash)?
                 .ok_or_else(|| Error::InvalidTransaction(format!("{} vanished", to_hex(&hash))))?;
             let len = data.len();
-            let compress = worth_compressing(&data);
             let comm = self.clients.comm.clone();
             let this = &self;
             comm.call(&peer.url, Op::Push, |p| {

@@ -3,11 +3,18 @@
 //! Every insert goes through one writer thread that commits whatever has
 //! arrived meanwhile in a single transaction (group commit) and only then
 //! answers its callers, so an acknowledged transaction is on disk and many
-//! concurrent submitters share one commit. WAL with `synchronous=FULL`:
-//! a commit survives `kill -9` and power loss.
+//! concurrent submitters share one commit. WAL: every commit survives
+//! `kill -9`. A commit that holds a submission (`insert`) is also synced to
+//! the disk (`synchronous=FULL`), so it survives power loss. A commit of
+//! transactions only relayed from peers (`insert_relayed`) is not synced
+//! (`synchronous=NORMAL`): nobody was promised this node's copy, the
+//! origin holds its own durably, and anti-entropy refetches what a power
+//! loss took. On a shared disk, 100 nodes syncing every relayed copy were
+//! what spreading waited on.
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use super::group_commit;
 
@@ -95,6 +102,8 @@ enum Write {
         hash: TxHash,
         data: Vec<u8>,
         received_at: i64,
+        /// From a peer: stored as distributed, and committed without a sync.
+        relayed: bool,
         done: oneshot::Sender<Result<bool>>,
     },
     MarkDistributed(Vec<TxHash>),
@@ -107,6 +116,14 @@ pub struct TxStore {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Write>>,
     reader: Mutex<Connection>,
+    commits: Arc<Commits>,
+}
+
+/// Commits made, by whether they were synced to the disk.
+#[derive(Debug, Default)]
+pub struct Commits {
+    pub synced: AtomicU64,
+    pub unsynced: AtomicU64,
 }
 
 /// Metadata of a stored transaction.
@@ -147,11 +164,14 @@ impl TxStore {
         let writer_conn = open_conn(&path).map_err(err)?;
         let reader = open_conn(&path).map_err(err)?;
         let label = path.display().to_string();
-        let mut writer_conn = writer_conn;
-        let tx = group_commit::spawn("tx-writer", move |batch| {
-            write_batch(&mut writer_conn, batch, &label)
-        })
-        .map_err(|source| Error::DataDir {
+        let mut writer = Writer {
+            conn: writer_conn,
+            synced: true,
+            commits: Arc::new(Commits::default()),
+        };
+        let commits = writer.commits.clone();
+        let tx = group_commit::spawn("tx-writer", move |batch| writer.write_batch(batch, &label))
+            .map_err(|source| Error::DataDir {
             path: data_dir.display().to_string(),
             source,
         })?;
@@ -159,6 +179,7 @@ impl TxStore {
             path,
             writer: Mutex::new(tx),
             reader: Mutex::new(reader),
+            commits,
         })
     }
 
@@ -169,19 +190,51 @@ impl TxStore {
         }
     }
 
-    /// Stores `data` under `hash` (the caller has computed it). Resolves
-    /// once committed; `true` if it was new.
+    /// Stores `data` under `hash` (the caller has computed it), not yet
+    /// distributed. Resolves once committed and synced to the disk; `true`
+    /// if it was new.
     pub async fn insert(&self, hash: TxHash, data: Vec<u8>, received_at: i64) -> Result<bool> {
+        self.insert_as(hash, data, received_at, false).await
+    }
+
+    /// Stores a transaction received from a peer, already distributed.
+    /// Resolves once committed (safe from `kill -9`, not synced: see the
+    /// module comment).
+    pub async fn insert_relayed(
+        &self,
+        hash: TxHash,
+        data: Vec<u8>,
+        received_at: i64,
+    ) -> Result<bool> {
+        self.insert_as(hash, data, received_at, true).await
+    }
+
+    async fn insert_as(
+        &self,
+        hash: TxHash,
+        data: Vec<u8>,
+        received_at: i64,
+        relayed: bool,
+    ) -> Result<bool> {
         let (done, answer) = oneshot::channel();
         self.send(Write::Insert {
             hash,
             data,
             received_at,
+            relayed,
             done,
         })?;
         answer
             .await
             .unwrap_or_else(|_| Err(Error::StoreClosed(self.path.display().to_string())))
+    }
+
+    /// Commits so far, synced and not.
+    pub fn commits(&self) -> (u64, u64) {
+        (
+            self.commits.synced.load(Ordering::Relaxed),
+            self.commits.unsynced.load(Ordering::Relaxed),
+        )
     }
 
     fn send(&self, w: Write) -> Result<()> {
@@ -287,67 +340,98 @@ fn meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxMeta> {
     })
 }
 
-/// Commits one batch and answers its inserts.
-fn write_batch(conn: &mut Connection, batch: Vec<Write>, label: &str) {
-    let result = apply(conn, &batch);
-    let inserts = batch.into_iter().filter_map(|w| match w {
-        Write::Insert { done, .. } => Some(done),
-        _ => None,
-    });
-    match result {
-        Ok(fresh) => {
-            for (done, new) in inserts.zip(fresh) {
-                let _ = done.send(Ok(new));
-            }
-        }
-        Err(e) => {
-            tracing::error!(path = %label, error = %e, "transaction store write failed");
-            for done in inserts {
-                let _ = done.send(Err(Error::StoreWrite {
-                    path: label.to_owned(),
-                    message: e.to_string(),
-                }));
-            }
-        }
-    }
+/// The writer thread's connection and its current sync mode.
+struct Writer {
+    conn: Connection,
+    /// Whether `synchronous` is FULL now (it is switched per commit).
+    synced: bool,
+    commits: Arc<Commits>,
 }
 
-/// One transaction for the batch; per insert, whether it was new.
-fn apply(conn: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
-    let tx = conn.transaction()?;
-    let mut fresh = Vec::new();
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO transactions(hash, data, size, received_at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut mark = tx.prepare_cached(
-            "UPDATE transactions SET distributed = 1 WHERE hash = ?1 AND distributed = 0",
-        )?;
-        for w in batch {
-            match w {
-                Write::Insert {
-                    hash,
-                    data,
-                    received_at,
-                    ..
-                } => {
-                    let n =
-                        insert.execute(params![&hash[..], data, data.len() as i64, received_at])?;
-                    fresh.push(n == 1);
+impl Writer {
+    /// Commits one batch and answers its inserts.
+    fn write_batch(&mut self, batch: Vec<Write>, label: &str) {
+        let result = self.apply(&batch);
+        let inserts = batch.into_iter().filter_map(|w| match w {
+            Write::Insert { done, .. } => Some(done),
+            _ => None,
+        });
+        match result {
+            Ok(fresh) => {
+                for (done, new) in inserts.zip(fresh) {
+                    let _ = done.send(Ok(new));
                 }
-                Write::MarkDistributed(hashes) => {
-                    for hash in hashes {
-                        mark.execute([&hash[..]])?;
-                    }
-                }
-                Write::Prune { before } => {
-                    tx.execute("DELETE FROM transactions WHERE received_at < ?1", [before])?;
+            }
+            Err(e) => {
+                tracing::error!(path = %label, error = %e, "transaction store write failed");
+                for done in inserts {
+                    let _ = done.send(Err(Error::StoreWrite {
+                        path: label.to_owned(),
+                        message: e.to_string(),
+                    }));
                 }
             }
         }
     }
-    tx.commit()?;
-    Ok(fresh)
+
+    /// One transaction for the batch, synced if it holds a submission; per
+    /// insert, whether it was new.
+    fn apply(&mut self, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
+        let sync = batch
+            .iter()
+            .any(|w| matches!(w, Write::Insert { relayed: false, .. }));
+        if sync != self.synced {
+            let mode = if sync { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.synced = sync;
+        }
+        let tx = self.conn.transaction()?;
+        let mut fresh = Vec::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO transactions(hash, data, size, received_at, distributed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut mark = tx.prepare_cached(
+                "UPDATE transactions SET distributed = 1 WHERE hash = ?1 AND distributed = 0",
+            )?;
+            for w in batch {
+                match w {
+                    Write::Insert {
+                        hash,
+                        data,
+                        received_at,
+                        relayed,
+                        ..
+                    } => {
+                        let n = insert.execute(params![
+                            &hash[..],
+                            data,
+                            data.len() as i64,
+                            received_at,
+                            relayed
+                        ])?;
+                        fresh.push(n == 1);
+                    }
+                    Write::MarkDistributed(hashes) => {
+                        for hash in hashes {
+                            mark.execute([&hash[..]])?;
+                        }
+                    }
+                    Write::Prune { before } => {
+                        tx.execute("DELETE FROM transactions WHERE received_at < ?1", [before])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        let counter = if sync {
+            &self.commits.synced
+        } else {
+            &self.commits.unsynced
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(fresh)
+    }
 }
 
 #[cfg(test)]
@@ -393,6 +477,38 @@ mod tests {
             s.count().unwrap(),
             2,
             "the old one pruned, 'other' and 'x' kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn relayed_copies_are_committed_unsynced_and_count_as_distributed() {
+        let dir = tempfile::tempdir().unwrap();
+        let relayed = b"from a peer".to_vec();
+        let own = b"submitted here".to_vec();
+        {
+            let s = TxStore::open(dir.path()).unwrap();
+            assert!(
+                s.insert_relayed(hash_of(&relayed), relayed.clone(), 1)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(s.commits(), (0, 1), "a relayed copy is not synced");
+            assert!(s.insert(hash_of(&own), own.clone(), 2).await.unwrap());
+            assert_eq!(s.commits(), (1, 1), "a submission is synced");
+            assert!(
+                !s.insert_relayed(hash_of(&own), own.clone(), 3)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(s.commits(), (1, 2));
+        }
+        let s = TxStore::open(dir.path()).unwrap();
+        assert_eq!(s.get(&hash_of(&relayed)).unwrap(), Some(relayed));
+        let pending: Vec<TxHash> = s.undistributed().unwrap().iter().map(|t| t.hash).collect();
+        assert_eq!(
+            pending,
+            vec![hash_of(&own)],
+            "only the submission awaits its first send"
         );
     }
 

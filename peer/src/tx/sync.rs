@@ -66,7 +66,7 @@ impl Distributor {
                     continue;
                 }
                 self.remember(&t.hash);
-                self.spread(t.hash, t.size, 1, None, false);
+                self.spread(t.hash, t.size, 1, &[], false);
             }
             Ok(())
         });
@@ -291,7 +291,7 @@ impl Distributor {
                 compressible: false,
             })
             .collect();
-        let targets = self.fanout_targets(None);
+        let targets = self.fanout_targets(&[]);
         let sends = targets.iter().map(|peer| self.notify(peer, notes.clone()));
         let mut last_err = Error::PeerUnreachable {
             peer: "any".into(),

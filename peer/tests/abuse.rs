@@ -307,6 +307,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
             sender_peer_id: ro_id.clone(),
             transaction_data: injected.clone(),
             round: 1,
+            compressible: false,
         })
         .await
         .unwrap_err();
@@ -480,6 +481,7 @@ async fn the_transaction_limit_counts_what_a_peer_injects_not_what_it_relays() {
         sender_peer_id: sender.into(),
         transaction_data: payload(seed, 300),
         round,
+        compressible: false,
     };
     // Relayed transactions (round 2 and later) are not charged.
     for i in 0..5 {

@@ -146,12 +146,13 @@ impl TransactionDistribution for TxService {
             Action::Fetch,
             cost(req.get_ref(), 0),
         )?;
+        let gzip_accepted = accepts_gzip(&req);
         let r: Result<Response<TransactionResponse>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
             let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
             let data = self.distributor.get(&hash).map_err(tx_status)?;
-            let skip_gzip = !data.as_deref().is_some_and(worth_compressing);
+            let skip_gzip = !(gzip_accepted && data.as_deref().is_some_and(worth_compressing));
             let mut resp = Response::new(TransactionResponse {
                 transaction_hash: r.transaction_hash,
                 found: data.is_some(),
@@ -180,6 +181,7 @@ impl TransactionDistribution for TxService {
             Action::Fetch,
             cost(req.get_ref(), 0),
         )?;
+        let gzip_accepted = accepts_gzip(&req);
         let r: Result<Response<Self::StreamTransactionStream>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
@@ -199,7 +201,7 @@ impl TransactionDistribution for TxService {
                 let last = data.len() - 1;
                 data[last] ^= 0xff;
             }
-            let gzip = worth_compressing(&data);
+            let gzip = gzip_accepted && worth_compressing(&data);
             let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
             let chunks: Vec<Result<TransactionChunk, Status>> = data
                 .chunks(CHUNK_BYTES)
@@ -345,11 +347,7 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<NotificationAck>, Status> = async {
             self.arrived()?;
             let p = req.into_inner();
-            let new = self
-                .distributor
-                .on_push(&p.sender_peer_id, p.transaction_data, p.round)
-                .await
-                .map_err(tx_status)?;
+            let new = self.distributor.on_push(p).await.map_err(tx_status)?;
             Ok(small(NotificationAck {
                 already_known: !new,
                 will_request: false,
@@ -394,6 +392,7 @@ impl TransactionDistribution for TxService {
             Action::Fetch,
             cost(req.get_ref(), 0),
         )?;
+        let gzip_accepted = accepts_gzip(&req);
         let r: Result<Response<Self::FetchTransactionsStream>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
@@ -423,9 +422,10 @@ impl TransactionDistribution for TxService {
                 Some(h) => Some(fetch_item(&d, h)?),
                 None => None,
             };
-            let gzip = first
-                .as_ref()
-                .is_some_and(|f| worth_compressing(&f.transaction_data));
+            let gzip = gzip_accepted
+                && first
+                    .as_ref()
+                    .is_some_and(|f| worth_compressing(&f.transaction_data));
             let rest =
                 futures::stream::iter(hashes.into_iter().skip(1)).map(move |h| fetch_item(&d, &h));
             let stream = futures::stream::iter(first.map(Ok)).chain(rest);
@@ -439,4 +439,13 @@ impl TransactionDistribution for TxService {
         self.guard.finish(&a, &r);
         r
     }
+}
+
+/// Whether the caller accepts gzip answers: only then is it worth sampling
+/// the data to decide.
+fn accepts_gzip<T>(req: &Request<T>) -> bool {
+    req.metadata()
+        .get("grpc-accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == "gzip"))
 }

@@ -208,7 +208,7 @@ impl Distributor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(hash, Instant::now());
-        self.accept(hash, data, 0, None).await?;
+        self.accept(hash, data, 0, None, None).await?;
         Ok(Submitted {
             hash: hex,
             queued: false,
@@ -252,13 +252,15 @@ impl Distributor {
     }
 
     /// Stores a transaction received in `round` (0 = submitted here) and
-    /// spreads it on if rounds remain. Returns whether it was new.
+    /// spreads it on if rounds remain. `compressible` is what the origin
+    /// found (sampled here when unknown). Returns whether it was new.
     pub(super) async fn accept(
         self: &Arc<Self>,
         hash: TxHash,
         data: Vec<u8>,
         round: u32,
         from: Option<&str>,
+        compressible: Option<bool>,
     ) -> Result<bool> {
         let size = data.len() as u64;
         let data: Arc<[u8]> = data.into();
@@ -275,8 +277,10 @@ impl Distributor {
         // Relays forward before their own commit; the origin's answer to
         // its client still waits for the commit below.
         if round < self.cfg.gossip_rounds {
-            // Sampled once here, so pullers know whether gzip pays off.
-            let compressible = self.cfg.enable_compression && worth_compressing(&data);
+            // Sampled once at the origin, so pullers know whether gzip
+            // pays off.
+            let compressible = self.cfg.enable_compression
+                && compressible.unwrap_or_else(|| worth_compressing(&data));
             self.spread(
                 hash,
                 size,

@@ -113,7 +113,7 @@ impl Distributor {
         for p in group {
             match answers.next() {
                 Some(a) if a.found && hash_of(&a.transaction_data) == p.hash => {
-                    accepts.push(self.accept_pulled(p.hash, a.transaction_data, p.round, peer));
+                    accepts.push(self.accept_pulled(p, a.transaction_data, peer));
                 }
                 Some(a) if a.found => {
                     let e = self.corrupt(peer, &p.hash, "content does not match its hash");
@@ -157,14 +157,13 @@ impl Distributor {
     }
 
     /// Stores a pulled transaction and releases its claim.
-    async fn accept_pulled(
-        self: &Arc<Self>,
-        hash: TxHash,
-        data: Vec<u8>,
-        round: u32,
-        peer: &PeerRef,
-    ) {
-        if let Err(e) = self.accept(hash, data, round, Some(&peer.id)).await {
+    async fn accept_pulled(self: &Arc<Self>, p: Pull, data: Vec<u8>, peer: &PeerRef) {
+        let hash = p.hash;
+        let compressible = Some(p.gzip != Gzip::Off);
+        if let Err(e) = self
+            .accept(hash, data, p.round, Some(&peer.id), compressible)
+            .await
+        {
             self.m
                 .events
                 .record(EventKind::Error, Some(&peer.id), e.to_string());
@@ -225,7 +224,9 @@ impl Distributor {
         while let Some(peer) = next.take() {
             match self.fetch(&p, &peer).await {
                 Ok(data) => {
-                    if let Err(e) = self.accept(p.hash, data, p.round, Some(&peer.id)).await {
+                    let compressible = Some(p.gzip != Gzip::Off);
+                    let from = Some(peer.id.as_str());
+                    if let Err(e) = self.accept(p.hash, data, p.round, from, compressible).await {
                         self.m
                             .events
                             .record(EventKind::Error, Some(&peer.id), e.to_string());

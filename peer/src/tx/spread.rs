@@ -86,6 +86,7 @@ impl Distributor {
                         sender_peer_id: this.me().to_owned(),
                         transaction_data: data,
                         round: round as i32,
+                        compressible: compress,
                     };
                     let gzip = if compress {
                         Gzip::SendAndAccept
@@ -380,20 +381,22 @@ impl Distributor {
         Ok(wanted)
     }
 
-    /// An eager push from `sender`.
-    pub async fn on_push(
-        self: &Arc<Self>,
-        sender: &str,
-        data: Vec<u8>,
-        round: i32,
-    ) -> Result<bool> {
+    /// An eager push from its `sender_peer_id`.
+    pub async fn on_push(self: &Arc<Self>, push: TransactionPush) -> Result<bool> {
+        let TransactionPush {
+            sender_peer_id: sender,
+            transaction_data: data,
+            round,
+            compressible,
+        } = push;
         self.check_size(data.len() as u64)?;
         let hash = hash_of(&data);
         if self.holds(&hash)? {
             self.m.metrics.tx_duplicates.inc();
             return Ok(false);
         }
-        self.accept(hash, data, u32::try_from(round).unwrap_or(0), Some(sender))
+        let round = u32::try_from(round).unwrap_or(0);
+        self.accept(hash, data, round, Some(&sender), Some(compressible))
             .await
     }
 }

@@ -258,17 +258,19 @@ impl Distributor {
             let compressible = self.cfg.enable_compression && worth_compressing(&data);
             self.spread(hash, size, round + 1, from, compressible);
         }
-        self.store.insert(hash, data.to_vec(), now_ms()).await?;
+        // A received transaction is already out in the network; only this
+        // node's own submissions wait for a first successful send.
+        let data = data.to_vec();
+        if from.is_some() || round >= self.cfg.gossip_rounds {
+            self.store.insert_distributed(hash, data, now_ms()).await?;
+        } else {
+            self.store.insert(hash, data, now_ms()).await?;
+        }
         self.remember(&hash);
         metrics.tx_stored.inc();
         let _ = self.stored.send(hash);
         if from.is_some() {
             metrics.bandwidth_received.inc_by(size);
-        }
-        // A received transaction is already out in the network; only this
-        // node's own submissions wait for a first successful send.
-        if from.is_some() || round >= self.cfg.gossip_rounds {
-            self.store.mark_distributed(&[hash])?;
         }
         Ok(true)
     }

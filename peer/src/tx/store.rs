@@ -95,6 +95,8 @@ enum Write {
         hash: TxHash,
         data: Vec<u8>,
         received_at: i64,
+        /// Stored already marked (see `insert_distributed`).
+        distributed: bool,
         done: oneshot::Sender<Result<bool>>,
     },
     MarkDistributed(Vec<TxHash>),
@@ -172,11 +174,34 @@ impl TxStore {
     /// Stores `data` under `hash` (the caller has computed it). Resolves
     /// once committed; `true` if it was new.
     pub async fn insert(&self, hash: TxHash, data: Vec<u8>, received_at: i64) -> Result<bool> {
+        self.insert_as(hash, data, received_at, false).await
+    }
+
+    /// `insert` for a transaction that is out in the network already (it
+    /// came from a peer): stored as distributed in the same write, instead
+    /// of a second `mark_distributed` update of the row.
+    pub async fn insert_distributed(
+        &self,
+        hash: TxHash,
+        data: Vec<u8>,
+        received_at: i64,
+    ) -> Result<bool> {
+        self.insert_as(hash, data, received_at, true).await
+    }
+
+    async fn insert_as(
+        &self,
+        hash: TxHash,
+        data: Vec<u8>,
+        received_at: i64,
+        distributed: bool,
+    ) -> Result<bool> {
         let (done, answer) = oneshot::channel();
         self.send(Write::Insert {
             hash,
             data,
             received_at,
+            distributed,
             done,
         })?;
         answer
@@ -318,7 +343,8 @@ fn apply(conn: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> 
     let mut fresh = Vec::new();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO transactions(hash, data, size, received_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO transactions(hash, data, size, received_at, distributed)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut mark = tx.prepare_cached(
             "UPDATE transactions SET distributed = 1 WHERE hash = ?1 AND distributed = 0",
@@ -329,10 +355,16 @@ fn apply(conn: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<bool>> 
                     hash,
                     data,
                     received_at,
+                    distributed,
                     ..
                 } => {
-                    let n =
-                        insert.execute(params![&hash[..], data, data.len() as i64, received_at])?;
+                    let row = params![&hash[..], data, data.len() as i64, received_at, distributed];
+                    let n = insert.execute(row)?;
+                    // Already stored (undistributed): mark it as a later
+                    // `mark_distributed` would have.
+                    if n == 0 && *distributed {
+                        mark.execute([&hash[..]])?;
+                    }
                     fresh.push(n == 1);
                 }
                 Write::MarkDistributed(hashes) => {
@@ -394,6 +426,25 @@ mod tests {
             2,
             "the old one pruned, 'other' and 'x' kept"
         );
+    }
+
+    #[tokio::test]
+    async fn a_received_transaction_is_stored_already_distributed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TxStore::open(dir.path()).unwrap();
+        let (own, got) = (b"own".to_vec(), b"received".to_vec());
+        assert!(s.insert(hash_of(&own), own.clone(), 1).await.unwrap());
+        assert!(
+            s.insert_distributed(hash_of(&got), got.clone(), 2)
+                .await
+                .unwrap()
+        );
+        let pending: Vec<TxHash> = s.undistributed().unwrap().iter().map(|t| t.hash).collect();
+        assert_eq!(pending, vec![hash_of(&own)], "only the own submission waits");
+        // The same transaction coming back from a peer marks the stored row.
+        assert!(!s.insert_distributed(hash_of(&own), own, 3).await.unwrap());
+        assert!(s.undistributed().unwrap().is_empty());
+        assert_eq!(s.count().unwrap(), 2);
     }
 
     #[tokio::test]

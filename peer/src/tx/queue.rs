@@ -104,8 +104,10 @@ impl Inner {
         if self.len == 0 {
             self.lazy().execute("DELETE FROM queue", [])?;
         } else {
-            self.lazy()
-                .execute("DELETE FROM queue WHERE seq <= ?1", [sql_seq(self.released)])?;
+            self.lazy().execute(
+                "DELETE FROM queue WHERE seq <= ?1",
+                [sql_seq(self.released)],
+            )?;
         }
         Ok(())
     }
@@ -491,10 +493,10 @@ impl OfflineQueue {
             return Ok(0);
         }
         let released = self.db((|| {
-            let removed: i64 = g.conn.prepare_cached(
-                "SELECT COUNT(*) FROM queue WHERE seq > ?1 AND seq <= ?2",
-            )?
-            .query_row([sql_seq(g.released), sql_seq(through)], |r| r.get(0))?;
+            let removed: i64 = g
+                .conn
+                .prepare_cached("SELECT COUNT(*) FROM queue WHERE seq > ?1 AND seq <= ?2")?
+                .query_row([sql_seq(g.released), sql_seq(through)], |r| r.get(0))?;
             g.lazy()
                 .prepare_cached("UPDATE queue_state SET released_through = ?1 WHERE id = 0")?
                 .execute([sql_seq(through)])?;
@@ -525,16 +527,14 @@ fn commit_pending(inner: &Mutex<Inner>, max_size: usize, label: &str, batch: Vec
         let mut answers = Vec::with_capacity(batch.len());
         for p in &batch {
             let placed = place(&tx, released, len + added, max_size, &p.hash, &p.data, p.at)?;
-            answers.push(
-                match placed {
-                    Placed::New(seq) => {
-                        added += 1;
-                        Ok(seq)
-                    }
-                    Placed::Existing(seq) => Ok(seq),
-                    Placed::Full => Err(Error::QueueFull { max: max_size }),
-                },
-            );
+            answers.push(match placed {
+                Placed::New(seq) => {
+                    added += 1;
+                    Ok(seq)
+                }
+                Placed::Existing(seq) => Ok(seq),
+                Placed::Full => Err(Error::QueueFull { max: max_size }),
+            });
         }
         tx.commit()?;
         Ok::<_, rusqlite::Error>(answers)

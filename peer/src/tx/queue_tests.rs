@@ -369,7 +369,10 @@ fn released_entries_are_gone_before_the_purge_and_after_reopen() {
         assert_eq!(q.peek_after(0, 10).unwrap()[0].seq, seqs[2]);
         assert!(!q.contains(&hx(1)).unwrap());
         assert_eq!(q.data(seqs[0]).unwrap(), None);
-        assert_eq!(q.record_failure(seqs[0], "late", 1).unwrap(), Retry::NotQueued);
+        assert_eq!(
+            q.record_failure(seqs[0], "late", 1).unwrap(),
+            Retry::NotQueued
+        );
         assert_eq!(q.remove(&[seqs[1]]).unwrap(), 0);
         assert_eq!(q.dead_letter_count().unwrap(), 0);
         // Room again: a released hash submitted anew goes to the tail.
@@ -389,7 +392,11 @@ fn released_entries_are_gone_before_the_purge_and_after_reopen() {
             .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(rows(&q), 3, "the released row of hash 2 was purged at start");
+    assert_eq!(
+        rows(&q),
+        3,
+        "the released row of hash 2 was purged at start"
+    );
     let all: Vec<u64> = q.peek(10).unwrap().iter().map(|t| t.seq).collect();
     q.remove_through(all[1]).unwrap();
     assert_eq!(rows(&q), 3, "released, not yet purged");

@@ -440,7 +440,11 @@ mod tests {
                 .unwrap()
         );
         let pending: Vec<TxHash> = s.undistributed().unwrap().iter().map(|t| t.hash).collect();
-        assert_eq!(pending, vec![hash_of(&own)], "only the own submission waits");
+        assert_eq!(
+            pending,
+            vec![hash_of(&own)],
+            "only the own submission waits"
+        );
         // The same transaction coming back from a peer marks the stored row.
         assert!(!s.insert_distributed(hash_of(&own), own, 3).await.unwrap());
         assert!(s.undistributed().unwrap().is_empty());

@@ -284,19 +284,15 @@ impl Distributor {
     /// Reads the queued entries after `after` and which of them the store
     /// lacks, on a blocking thread (SQLite calls would stall an async
     /// worker).
-    fn prepare_batch(
-        self: &Arc<Self>,
-        after: u64,
-    ) -> tokio::task::JoinHandle<Result<FlushBatch>> {
+    fn prepare_batch(self: &Arc<Self>, after: u64) -> tokio::task::JoinHandle<Result<FlushBatch>> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let entries = this.queue.peek_after(after, FLUSH_BATCH)?;
             let hashes = entries
                 .iter()
                 .map(|q| {
-                    parse_hex(&q.hash).ok_or_else(|| {
-                        Error::InvalidTransaction(format!("queued hash {}", q.hash))
-                    })
+                    parse_hex(&q.hash)
+                        .ok_or_else(|| Error::InvalidTransaction(format!("queued hash {}", q.hash)))
                 })
                 .collect::<Result<Vec<TxHash>>>()?;
             let stored = this.store.contains_each(&hashes)?;

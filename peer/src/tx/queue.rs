@@ -10,7 +10,14 @@
 //! from `spawn_blocking` when latency matters.
 //!
 //! The flush path is built for bulk: `peek(n)` (no bytes), distribute, then
-//! one `remove_through` (one statement) per batch.
+//! one `remove_through` per batch. That only moves a watermark
+//! (`queue_state.released_through`) in a commit without a disk sync; the
+//! released rows are deleted together by `purge_released` once the flush
+//! ends. Deleting them batch by batch rewrote most pages of the random
+//! `hash` index (and fsynced) every time: about a quarter of the flush's CPU.
+//! A watermark lost in a crash only means those entries are announced again
+//! (receivers drop duplicates); queued entries are never lost, since every
+//! enqueue still commits with a sync.
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
@@ -34,6 +41,13 @@ CREATE TABLE IF NOT EXISTS queue (
   last_error TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS idx_queue_hash ON queue(hash);
+-- Rows with seq <= released_through were distributed: no longer queued,
+-- only waiting for `purge_released`.
+CREATE TABLE IF NOT EXISTS queue_state (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  released_through INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO queue_state(id, released_through) VALUES (0, 0);
 CREATE TABLE IF NOT EXISTS dead_letters (
   hash TEXT PRIMARY KEY,
   data BLOB NOT NULL,
@@ -60,35 +74,43 @@ pub struct QueuedTx {
     pub retry_count: u32,
 }
 
-/// A transaction that failed `MaxRetries` times.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub hash: String,
-    /// Bytes of the transaction.
-    pub size: u64,
-    pub queued_at: i64,
-    pub failed_at: i64,
-    pub retry_count: u32,
-    pub last_error: Option<String>,
-}
-
-/// What `record_failure` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Still queued at its place; this many failures so far.
-    Again { retry_count: u32 },
-    /// Reached `MaxRetries`: moved to `dead_letters`.
-    DeadLettered,
-    /// No such `seq` in the queue (already removed); nothing changed.
-    NotQueued,
-}
+pub use dead_letters::{DeadLetter, Retry};
 
 struct Inner {
     conn: Connection,
-    /// Rows in `queue`, kept here so the capacity check on every enqueue
-    /// does not count a 100,000-row table. This connection is the only
-    /// writer, so the figure cannot drift.
+    /// A second connection to the same file with `synchronous=NORMAL`, for
+    /// writes whose loss in a power cut only repeats work (the watermark,
+    /// purges): they commit without waiting for the disk. The next synced
+    /// commit on `conn` makes them durable too (one WAL, written in order).
+    /// `None` in memory, where `conn` does both.
+    lazy: Option<Connection>,
+    /// Queued rows (`seq > released`), kept here so the capacity check on
+    /// every enqueue does not count a 100,000-row table. These connections
+    /// are the only writers, so the figure cannot drift.
     len: usize,
+    /// `queue_state.released_through`: rows at or below it are distributed.
+    released: u64,
+}
+
+impl Inner {
+    fn lazy(&self) -> &Connection {
+        self.lazy.as_ref().unwrap_or(&self.conn)
+    }
+
+    /// Deletes the released rows. A queue with nothing left queued is
+    /// emptied by one unconditional DELETE, which SQLite turns into freeing
+    /// the table's pages instead of visiting each row and index entry.
+    fn purge(&self) -> rusqlite::Result<()> {
+        if self.len == 0 {
+            self.lazy().execute("DELETE FROM queue", [])?;
+        } else {
+            self.lazy().execute(
+                "DELETE FROM queue WHERE seq <= ?1",
+                [sql_seq(self.released)],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 pub struct OfflineQueue {
@@ -116,6 +138,10 @@ fn seq_of(v: i64) -> u64 {
     v.max(0) as u64
 }
 
+fn sql_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 /// Inserts unless the hash is already queued; the new `seq`, or `None`.
 fn insert_new(
     conn: &Connection,
@@ -132,11 +158,17 @@ fn insert_new(
     Ok((n == 1).then(|| seq_of(conn.last_insert_rowid())))
 }
 
-fn seq_for(conn: &Connection, hash: &str) -> rusqlite::Result<Option<u64>> {
+/// The row holding `hash`, queued or released.
+fn row_for(conn: &Connection, hash: &str) -> rusqlite::Result<Option<u64>> {
     conn.prepare_cached("SELECT seq FROM queue WHERE hash = ?1")?
         .query_row([hash], |r| r.get::<_, i64>(0))
         .optional()
         .map(|s| s.map(seq_of))
+}
+
+/// The `seq` of `hash` if it is queued (not released).
+fn seq_for(conn: &Connection, released: u64, hash: &str) -> rusqlite::Result<Option<u64>> {
+    Ok(row_for(conn, hash)?.filter(|&seq| seq > released))
 }
 
 /// Where an enqueue ended up.
@@ -148,9 +180,11 @@ enum Placed {
 }
 
 /// One enqueue on `conn` with `len` rows queued: a hash already queued
-/// keeps its place (even when the queue is full).
+/// keeps its place (even when the queue is full). A released row of the
+/// same hash, not purged yet, gives way to the new entry at the tail.
 fn place(
     conn: &Connection,
+    released: u64,
     len: usize,
     max: usize,
     hash: &str,
@@ -162,9 +196,16 @@ fn place(
     {
         return Ok(Placed::New(seq));
     }
-    Ok(match seq_for(conn, hash)? {
-        Some(seq) => Placed::Existing(seq),
-        None => Placed::Full,
+    Ok(match row_for(conn, hash)? {
+        Some(seq) if seq > released => Placed::Existing(seq),
+        Some(stale) if len < max => {
+            conn.execute("DELETE FROM queue WHERE seq = ?1", [sql_seq(stale)])?;
+            match insert_new(conn, hash, data, at)? {
+                Some(seq) => Placed::New(seq),
+                None => Placed::Full,
+            }
+        }
+        _ => Placed::Full,
     })
 }
 
@@ -200,8 +241,12 @@ impl OfflineQueue {
             source,
         };
         let conn = conn.map_err(store_err)?;
-        let len = Self::init(&conn).map_err(store_err)?;
-        let inner = Arc::new(Mutex::new(Inner { conn, len }));
+        let lazy = match path {
+            Some(p) => Some(Connection::open(p).map_err(store_err)?),
+            None => None,
+        };
+        let inner = Self::init(conn, lazy).map_err(store_err)?;
+        let inner = Arc::new(Mutex::new(inner));
         let writer = {
             let (shared, writer_label) = (inner.clone(), label.clone());
             group_commit::spawn("queue-writer", move |batch| {
@@ -232,7 +277,7 @@ impl OfflineQueue {
         Self::open(path, cfg.max_queue_size, cfg.max_retries)
     }
 
-    fn init(conn: &Connection) -> rusqlite::Result<usize> {
+    fn init(conn: Connection, lazy: Option<Connection>) -> rusqlite::Result<Inner> {
         // WAL + synchronous=FULL: a returned `enqueue` has reached the disk,
         // so it survives kill -9 and power loss alike. Bulk paths
         // (`enqueue_many`, `remove`) pay one sync per batch, not per row.
@@ -240,8 +285,30 @@ impl OfflineQueue {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))?;
-        Ok(n.max(0) as usize)
+        if let Some(lazy) = &lazy {
+            lazy.pragma_update(None, "synchronous", "NORMAL")?;
+            lazy.busy_timeout(std::time::Duration::from_secs(5))?;
+        }
+        let released: i64 = conn.query_row(
+            "SELECT released_through FROM queue_state WHERE id = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        let released = seq_of(released);
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM queue WHERE seq > ?1",
+            [sql_seq(released)],
+            |r| r.get(0),
+        )?;
+        let inner = Inner {
+            conn,
+            lazy,
+            len: n.max(0) as usize,
+            released,
+        };
+        // What a flush released before a restart leaves now.
+        inner.purge()?;
+        Ok(inner)
     }
 
     pub fn path(&self) -> &str {
@@ -282,7 +349,8 @@ impl OfflineQueue {
     pub fn enqueue(&self, hash: &str, data: &[u8], now: i64) -> Result<u64> {
         check_hash(hash)?;
         let mut g = self.lock();
-        match self.db(place(&g.conn, g.len, self.max_size, hash, data, now))? {
+        let placed = place(&g.conn, g.released, g.len, self.max_size, hash, data, now);
+        match self.db(placed)? {
             Placed::New(seq) => {
                 g.len += 1;
                 Ok(seq)
@@ -320,21 +388,20 @@ impl OfflineQueue {
             check_hash(hash)?;
         }
         let mut g = self.lock();
-        let len = g.len;
+        let (len, released) = (g.len, g.released);
         let tx = self.db(g.conn.transaction())?;
         let mut seqs = Vec::with_capacity(items.len());
         let mut added = 0;
         for (hash, data) in items {
-            let seq = match self.db(insert_new(&tx, hash, data, now))? {
-                Some(seq) => {
+            let placed = place(&tx, released, len + added, self.max_size, hash, data, now);
+            let seq = match self.db(placed)? {
+                Placed::New(seq) => {
                     added += 1;
-                    if len + added > self.max_size {
-                        // Dropping `tx` rolls back what this call inserted.
-                        return Err(Error::QueueFull { max: self.max_size });
-                    }
                     seq
                 }
-                None => self.db(seq_for(&tx, hash))?.unwrap_or_default(),
+                Placed::Existing(seq) => seq,
+                // Dropping `tx` rolls back what this call inserted.
+                Placed::Full => return Err(Error::QueueFull { max: self.max_size }),
             };
             seqs.push(seq);
         }
@@ -358,7 +425,7 @@ impl OfflineQueue {
                 "SELECT seq, hash, length(data), queued_at, retry_count FROM queue
                  WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let after = sql_seq(after.max(g.released));
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             st.query_map(params![after, limit], |r| {
                 Ok(QueuedTx {
@@ -377,7 +444,10 @@ impl OfflineQueue {
     /// The bytes of queued entry `seq`, if it is still queued.
     pub fn data(&self, seq: u64) -> Result<Option<Vec<u8>>> {
         let g = self.lock();
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        if seq <= g.released {
+            return Ok(None);
+        }
+        let seq = sql_seq(seq);
         self.db(g
             .conn
             .prepare_cached("SELECT data FROM queue WHERE seq = ?1")
@@ -387,23 +457,25 @@ impl OfflineQueue {
     /// Whether `hash` is queued (dead letters excluded).
     pub fn contains(&self, hash: &str) -> Result<bool> {
         let g = self.lock();
-        self.db(seq_for(&g.conn, hash)).map(|s| s.is_some())
+        self.db(seq_for(&g.conn, g.released, hash))
+            .map(|s| s.is_some())
     }
 
-    /// Deletes distributed entries in one transaction; unknown `seq`s are
-    /// ignored. Returns how many rows went.
+    /// Deletes distributed entries in one transaction; unknown (or
+    /// already released) `seq`s are ignored. Returns how many rows went.
     pub fn remove(&self, seqs: &[u64]) -> Result<usize> {
         if seqs.is_empty() {
             return Ok(0);
         }
         let mut g = self.lock();
+        let released = sql_seq(g.released);
         let tx = self.db(g.conn.transaction())?;
         let mut removed = 0;
         {
-            let mut del = self.db(tx.prepare_cached("DELETE FROM queue WHERE seq = ?1"))?;
+            let mut del =
+                self.db(tx.prepare_cached("DELETE FROM queue WHERE seq = ?1 AND seq > ?2"))?;
             for &seq in seqs {
-                let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-                removed += self.db(del.execute([seq]))?;
+                removed += self.db(del.execute([sql_seq(seq), released]))?;
             }
         }
         self.db(tx.commit())?;
@@ -411,119 +483,36 @@ impl OfflineQueue {
         Ok(removed)
     }
 
-    /// Deletes every entry with `seq <= through`: for a flush in which the
-    /// whole prefix was distributed (entries that failed in it go too, so
-    /// use `remove` when some did).
+    /// Releases every entry with `seq <= through` (they leave the queue at
+    /// once): for a flush in which the whole prefix was distributed (entries
+    /// that failed in it go too, so use `remove` when some did). Commits
+    /// without a disk sync; see the module comment. Returns how many went.
     pub fn remove_through(&self, through: u64) -> Result<usize> {
         let mut g = self.lock();
-        let through = i64::try_from(through).unwrap_or(i64::MAX);
-        let removed = self.db(g
-            .conn
-            .execute("DELETE FROM queue WHERE seq <= ?1", [through]))?;
-        g.len -= removed;
-        Ok(removed)
-    }
-
-    /// Counts a failed distribution of `seq`. The entry keeps its place
-    /// until its `retry_count` reaches `MaxRetries`; then it moves to
-    /// `dead_letters` in the same transaction (replacing an older dead
-    /// letter of the same hash).
-    pub fn record_failure(&self, seq: u64, error: &str, now: i64) -> Result<Retry> {
-        let mut g = self.lock();
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        let tx = self.db(g.conn.transaction())?;
-        let count = self.db(tx
-            .query_row(
-                "UPDATE queue SET retry_count = retry_count + 1, last_error = ?2
-                 WHERE seq = ?1 RETURNING retry_count",
-                params![seq, error],
-                |r| r.get::<_, u32>(0),
-            )
-            .optional())?;
-        let retry = match count {
-            None => Retry::NotQueued,
-            Some(n) if n < self.max_retries => Retry::Again { retry_count: n },
-            Some(_) => {
-                self.db(tx.execute(
-                    "INSERT OR REPLACE INTO dead_letters
-                       (hash, data, queued_at, failed_at, retry_count, last_error)
-                     SELECT hash, data, queued_at, ?2, retry_count, last_error
-                     FROM queue WHERE seq = ?1",
-                    params![seq, now],
-                ))?;
-                self.db(tx.execute("DELETE FROM queue WHERE seq = ?1", [seq]))?;
-                Retry::DeadLettered
-            }
-        };
-        self.db(tx.commit())?;
-        if retry == Retry::DeadLettered {
-            g.len -= 1;
+        if through <= g.released {
+            return Ok(0);
         }
-        Ok(retry)
+        let released = self.db((|| {
+            let removed: i64 = g
+                .conn
+                .prepare_cached("SELECT COUNT(*) FROM queue WHERE seq > ?1 AND seq <= ?2")?
+                .query_row([sql_seq(g.released), sql_seq(through)], |r| r.get(0))?;
+            g.lazy()
+                .prepare_cached("UPDATE queue_state SET released_through = ?1 WHERE id = 0")?
+                .execute([sql_seq(through)])?;
+            Ok(removed.max(0) as usize)
+        })())?;
+        g.released = through;
+        g.len -= released;
+        Ok(released)
     }
 
-    /// The oldest `limit` dead letters (by failure time), without their data.
-    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+    /// Deletes the rows `remove_through` released (the flush calls it when
+    /// it stops). Commits without a disk sync: rows a crash brings back are
+    /// still below the watermark, and go at the next start.
+    pub fn purge_released(&self) -> Result<()> {
         let g = self.lock();
-        let rows = (|| {
-            let mut st = g.conn.prepare_cached(
-                "SELECT hash, length(data), queued_at, failed_at, retry_count, last_error
-                 FROM dead_letters ORDER BY failed_at, hash LIMIT ?1",
-            )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            st.query_map([limit], |r| {
-                Ok(DeadLetter {
-                    hash: r.get(0)?,
-                    size: r.get::<_, i64>(1)?.max(0) as u64,
-                    queued_at: r.get(2)?,
-                    failed_at: r.get(3)?,
-                    retry_count: r.get(4)?,
-                    last_error: r.get(5)?,
-                })
-            })?
-            .collect()
-        })();
-        self.db(rows)
-    }
-
-    pub fn dead_letter_count(&self) -> Result<usize> {
-        let g = self.lock();
-        let n: i64 = self.db(g
-            .conn
-            .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0)))?;
-        Ok(n.max(0) as usize)
-    }
-
-    /// Admin retry: moves a dead letter back to the tail of the queue with
-    /// `retry_count` 0 (keeping its original `queued_at`). `Ok(false)` if
-    /// there is no such dead letter; `QueueFull` leaves it where it is. If
-    /// the hash was queued again meanwhile, the dead letter is just dropped.
-    pub fn requeue_dead_letter(&self, hash: &str) -> Result<bool> {
-        let mut g = self.lock();
-        let len = g.len;
-        let tx = self.db(g.conn.transaction())?;
-        let row = self.db(tx
-            .query_row(
-                "SELECT data, queued_at FROM dead_letters WHERE hash = ?1",
-                [hash],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional())?;
-        let Some((data, queued_at)) = row else {
-            return Ok(false);
-        };
-        let added = if self.db(seq_for(&tx, hash))?.is_some() {
-            0
-        } else if len >= self.max_size {
-            return Err(Error::QueueFull { max: self.max_size });
-        } else {
-            self.db(insert_new(&tx, hash, &data, queued_at))?;
-            1
-        };
-        self.db(tx.execute("DELETE FROM dead_letters WHERE hash = ?1", [hash]))?;
-        self.db(tx.commit())?;
-        g.len += added;
-        Ok(true)
+        self.db(g.purge())
     }
 }
 
@@ -531,22 +520,21 @@ impl OfflineQueue {
 /// answers each.
 fn commit_pending(inner: &Mutex<Inner>, max_size: usize, label: &str, batch: Vec<Pending>) {
     let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-    let len = g.len;
+    let (len, released) = (g.len, g.released);
     let mut added = 0;
     let result = (|| {
         let tx = g.conn.transaction()?;
         let mut answers = Vec::with_capacity(batch.len());
         for p in &batch {
-            answers.push(
-                match place(&tx, len + added, max_size, &p.hash, &p.data, p.at)? {
-                    Placed::New(seq) => {
-                        added += 1;
-                        Ok(seq)
-                    }
-                    Placed::Existing(seq) => Ok(seq),
-                    Placed::Full => Err(Error::QueueFull { max: max_size }),
-                },
-            );
+            let placed = place(&tx, released, len + added, max_size, &p.hash, &p.data, p.at)?;
+            answers.push(match placed {
+                Placed::New(seq) => {
+                    added += 1;
+                    Ok(seq)
+                }
+                Placed::Existing(seq) => Ok(seq),
+                Placed::Full => Err(Error::QueueFull { max: max_size }),
+            });
         }
         tx.commit()?;
         Ok::<_, rusqlite::Error>(answers)
@@ -569,6 +557,9 @@ fn commit_pending(inner: &Mutex<Inner>, max_size: usize, label: &str, batch: Vec
         }
     }
 }
+
+#[path = "queue_dead_letters.rs"]
+mod dead_letters;
 
 #[cfg(test)]
 #[path = "queue_tests.rs"]

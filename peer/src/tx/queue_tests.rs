@@ -348,3 +348,77 @@ async fn batched_enqueues_from_many_callers_are_durable_bounded_and_idempotent()
     let reopened = OfflineQueue::open(Some(&path), 300, 5).unwrap();
     assert_eq!(reopened.len(), 300, "every acknowledged entry is on disk");
 }
+
+/// `remove_through` only moves the watermark; everything that reads the
+/// queue must treat released rows as gone, before and after the purge and
+/// across a restart.
+#[test]
+fn released_entries_are_gone_before_the_purge_and_after_reopen() {
+    let (_dir, path) = mk_file();
+    let seqs = {
+        let q = OfflineQueue::open(Some(&path), 3, 1).unwrap();
+        let seqs = q.enqueue_many(&[item(1), item(2), item(3)], 0).unwrap();
+        assert!(matches!(
+            q.enqueue(&hx(4), b"x", 0),
+            Err(Error::QueueFull { max: 3 })
+        ));
+        assert_eq!(q.remove_through(seqs[1]).unwrap(), 2);
+        assert_eq!(q.remove_through(seqs[0]).unwrap(), 0, "already released");
+        assert_eq!(q.len(), 1);
+        assert_eq!(hashes(&q, 10), vec![hx(3)]);
+        assert_eq!(q.peek_after(0, 10).unwrap()[0].seq, seqs[2]);
+        assert!(!q.contains(&hx(1)).unwrap());
+        assert_eq!(q.data(seqs[0]).unwrap(), None);
+        assert_eq!(
+            q.record_failure(seqs[0], "late", 1).unwrap(),
+            Retry::NotQueued
+        );
+        assert_eq!(q.remove(&[seqs[1]]).unwrap(), 0);
+        assert_eq!(q.dead_letter_count().unwrap(), 0);
+        // Room again: a released hash submitted anew goes to the tail.
+        let again = q.enqueue(&hx(1), b"tx-1", 5).unwrap();
+        assert!(again > seqs[2]);
+        assert_eq!(hashes(&q, 10), vec![hx(3), hx(1)]);
+        q.enqueue(&hx(4), b"x", 6).unwrap();
+        seqs
+    };
+    // Reopened without a purge: the watermark holds, and the start purges.
+    let q = OfflineQueue::open(Some(&path), 3, 1).unwrap();
+    assert_eq!(q.len(), 3);
+    assert_eq!(hashes(&q, 10), vec![hx(3), hx(1), hx(4)]);
+    let rows = |q: &OfflineQueue| -> i64 {
+        q.lock()
+            .conn
+            .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        rows(&q),
+        3,
+        "the released row of hash 2 was purged at start"
+    );
+    let all: Vec<u64> = q.peek(10).unwrap().iter().map(|t| t.seq).collect();
+    q.remove_through(all[1]).unwrap();
+    assert_eq!(rows(&q), 3, "released, not yet purged");
+    q.purge_released().unwrap();
+    assert_eq!(rows(&q), 1);
+    assert_eq!(hashes(&q, 10), vec![hx(4)]);
+    // Emptied: the purge clears the table; seqs keep growing.
+    q.remove_through(all[2]).unwrap();
+    assert!(q.is_empty());
+    q.purge_released().unwrap();
+    assert_eq!(rows(&q), 0);
+    assert!(q.enqueue(&hx(9), b"x", 7).unwrap() > all[2].max(seqs[2]));
+}
+
+/// In memory there is no second connection: the watermark goes through
+/// the one connection and behaves the same.
+#[test]
+fn release_and_purge_work_in_memory() {
+    let q = OfflineQueue::open(None, 10, 5).unwrap();
+    let seqs = q.enqueue_many(&[item(1), item(2)], 0).unwrap();
+    assert_eq!(q.remove_through(seqs[0]).unwrap(), 1);
+    q.purge_released().unwrap();
+    assert_eq!(hashes(&q, 10), vec![hx(2)]);
+    assert_eq!(q.enqueue(&hx(1), b"x", 1).unwrap(), seqs[1] + 1);
+}

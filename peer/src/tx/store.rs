@@ -410,6 +410,11 @@ impl Writer {
                             received_at,
                             relayed
                         ])?;
+                        // Already stored as an undistributed submission and
+                        // now back from a peer: it is out in the network.
+                        if n == 0 && *relayed {
+                            mark.execute([&hash[..]])?;
+                        }
                         fresh.push(n == 1);
                     }
                     Write::MarkDistributed(hashes) => {
@@ -495,12 +500,6 @@ mod tests {
             assert_eq!(s.commits(), (0, 1), "a relayed copy is not synced");
             assert!(s.insert(hash_of(&own), own.clone(), 2).await.unwrap());
             assert_eq!(s.commits(), (1, 1), "a submission is synced");
-            assert!(
-                !s.insert_relayed(hash_of(&own), own.clone(), 3)
-                    .await
-                    .unwrap()
-            );
-            assert_eq!(s.commits(), (1, 2));
         }
         let s = TxStore::open(dir.path()).unwrap();
         assert_eq!(s.get(&hash_of(&relayed)).unwrap(), Some(relayed));
@@ -510,6 +509,11 @@ mod tests {
             vec![hash_of(&own)],
             "only the submission awaits its first send"
         );
+        // The submission coming back from a peer marks the stored row.
+        assert!(!s.insert_relayed(hash_of(&own), own, 4).await.unwrap());
+        assert_eq!(s.commits(), (0, 1));
+        assert!(s.undistributed().unwrap().is_empty());
+        assert_eq!(s.count().unwrap(), 2);
     }
 
     #[tokio::test]

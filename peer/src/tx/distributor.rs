@@ -85,6 +85,8 @@ pub struct Distributor {
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
     pub(super) hot: Mutex<HotCache>,
+    /// Eager pushes under way (see `spread`).
+    pub(super) pushes_in_flight: std::sync::atomic::AtomicUsize,
     neighbours: Mutex<Neighbours>,
     /// Hashes of newly stored transactions, for live observers (the
     /// dashboard, benchmarks). Lagging receivers lose the oldest.
@@ -133,6 +135,7 @@ impl Distributor {
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
+            pushes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             neighbours: Mutex::new(Neighbours {
                 ids: Vec::new(),
                 peers: Vec::new(),

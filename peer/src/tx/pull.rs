@@ -32,6 +32,13 @@ pub(super) struct Pull {
     pub gzip: Gzip,
 }
 
+impl Pull {
+    /// What the announcer said of the data (it accepts gzip only then).
+    fn compressible(&self) -> bool {
+        self.gzip != Gzip::Off
+    }
+}
+
 impl Distributor {
     /// Pulls what `peer` announced, in the order announced: runs of small
     /// transactions by the group, large ones one by one.
@@ -159,9 +166,8 @@ impl Distributor {
     /// Stores a pulled transaction and releases its claim.
     async fn accept_pulled(self: &Arc<Self>, p: Pull, data: Vec<u8>, peer: &PeerRef) {
         let hash = p.hash;
-        let compressible = Some(p.gzip != Gzip::Off);
         if let Err(e) = self
-            .accept(hash, data, p.round, Some(&peer.id), compressible)
+            .accept(hash, data, p.round, Some(&peer.id), Some(p.compressible()))
             .await
         {
             self.m
@@ -224,8 +230,8 @@ impl Distributor {
         while let Some(peer) = next.take() {
             match self.fetch(&p, &peer).await {
                 Ok(data) => {
-                    let compressible = Some(p.gzip != Gzip::Off);
                     let from = Some(peer.id.as_str());
+                    let compressible = Some(p.compressible());
                     if let Err(e) = self.accept(p.hash, data, p.round, from, compressible).await {
                         self.m
                             .events

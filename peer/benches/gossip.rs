@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sorcha_peer::config::PeerServiceConfig;
+use sorcha_peer::config::{GossipMode, PeerServiceConfig};
 use sorcha_peer::node::{self, NodeHandle};
 use sorcha_peer::tx::store::{TxHash, hash_of};
 use tokio::sync::mpsc;
@@ -39,6 +39,9 @@ struct Args {
     fanout: Option<usize>,
     rounds: Option<u32>,
     eager_threshold: Option<u64>,
+    mode: GossipMode,
+    lazy_peers: Option<usize>,
+    lazy_delay: Option<Duration>,
     /// Transactions sent (and delivered) before measuring, so every case
     /// starts with its connections open: steady state, not first contact.
     warmup: usize,
@@ -84,6 +87,13 @@ fn args() -> Args {
         fanout: get("--fanout").map(|s| s.parse().unwrap()),
         rounds: get("--rounds").map(|s| s.parse().unwrap()),
         eager_threshold: get("--eager-threshold").map(|s| s.parse().unwrap()),
+        mode: match get("--mode").as_deref() {
+            None | Some("tree") => GossipMode::Tree,
+            Some("rounds") => GossipMode::Rounds,
+            Some(other) => panic!("--mode takes tree or rounds, not {other}"),
+        },
+        lazy_peers: get("--lazy-peers").map(|s| s.parse().unwrap()),
+        lazy_delay: get("--lazy-delay-ms").map(|s| Duration::from_millis(s.parse().unwrap())),
         warmup: get("--warmup").map_or(0, |s| s.parse().unwrap()),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
         flush: !v.iter().any(|x| x == "--skip-flush"),
@@ -102,6 +112,13 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
     }
     if let Some(e) = a.eager_threshold {
         t.eager_push_threshold = e;
+    }
+    t.gossip_mode = a.mode;
+    if let Some(l) = a.lazy_peers {
+        t.lazy_announce_peers = l;
+    }
+    if let Some(d) = a.lazy_delay {
+        t.lazy_pull_delay_seconds = d;
     }
     t.anti_entropy_interval_seconds = Duration::from_secs(2);
     cfg
@@ -165,6 +182,9 @@ struct Case {
     wire_per_peer_tx: f64,
     dups_per_tx: f64,
     bytes_per_announcement: f64,
+    /// Process CPU per transaction, all nodes together, beyond what the
+    /// idle network uses (heartbeats, anti-entropy) in the same time.
+    cpu_ms_per_tx: f64,
 }
 
 fn totals(nodes: &[NodeHandle]) -> (u64, u64, u64, u64) {
@@ -229,6 +249,10 @@ async fn run_case(
         });
     }
     warm_up(a, &nodes, &mut rx, interval, seed).await;
+    let idle_from = (Instant::now(), cpu_seconds());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rate = (cpu_seconds() - idle_from.1) / idle_from.0.elapsed().as_secs_f64();
+    let cpu_from = (Instant::now(), cpu_seconds());
     let before = totals(&nodes);
     let mut submitted: HashMap<TxHash, Instant> = HashMap::new();
     let mut arrivals: HashMap<TxHash, Vec<Instant>> = HashMap::new();
@@ -261,6 +285,19 @@ async fn run_case(
         }
     }
     let after = totals(&nodes);
+    let tree = nodes.iter().fold((0, 0, 0), |acc, n| {
+        let m = &n.membership.metrics;
+        (
+            acc.0 + m.tree_prunes.get(),
+            acc.1 + m.tree_grafts.get(),
+            acc.2 + m.tree_eager_links.get(),
+        )
+    });
+    eprintln!(
+        "tree: {} prunes, {} grafts, {} eager links now (all peers)",
+        tree.0, tree.1, tree.2
+    );
+    let busy = cpu_seconds() - cpu_from.1 - idle_rate * cpu_from.0.elapsed().as_secs_f64();
     let n = nodes.len();
     let (mut t90, mut t100) = (Vec::new(), Vec::new());
     let mut curve = vec![Vec::new(); CURVE.len()];
@@ -295,7 +332,24 @@ async fn run_case(
         wire_per_peer_tx: (after.0 - before.0) as f64 / (n * a.tx) as f64,
         dups_per_tx: (after.1 - before.1) as f64 / a.tx as f64,
         bytes_per_announcement: (after.3 - before.3) as f64 / announcements,
+        cpu_ms_per_tx: busy.max(0.0) * 1000.0 / a.tx as f64,
     }
+}
+
+/// CPU time (user + system) this process has used, in seconds, from
+/// `/proc/self/stat` (ticks of `CLK_TCK`, 100 per second on Linux).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
@@ -426,9 +480,10 @@ fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
     }
     println!();
     println!(
-        "{} peers, {} transactions per row from random publishers, fanout {}, eager push <= {} B",
+        "{} peers, {} transactions per row from random publishers, {:?} gossip, fanout {}, eager push <= {} B",
         a.peers,
         a.tx,
+        a.mode,
         a.fanout
             .map_or("ceil(sqrt(N))".to_string(), |f| f.to_string()),
         a.eager_threshold.unwrap_or(
@@ -439,12 +494,12 @@ fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
     );
     println!();
     println!(
-        "| links | load | size | delivered | to 90% p50 / p95 / p99 | to 100% p50 / p95 / p99 | wire bytes per peer per tx | × payload | duplicates per tx | bytes per announcement |"
+        "| links | load | size | delivered | to 90% p50 / p95 / p99 | to 100% p50 / p95 / p99 | wire bytes per peer per tx | × payload | duplicates per tx | bytes per announcement | CPU per tx, all peers |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for c in &cases {
         println!(
-            "| {} | {} | {} | {:.1}% | {} / {} / {} | {} / {} / {} | {:.0} | {:.2} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.1}% | {} / {} / {} | {} / {} / {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.0} ms |",
             links(c.tls),
             c.load,
             human(c.size),
@@ -459,6 +514,7 @@ fn gossip_table(a: &Args, rt: &tokio::runtime::Runtime) {
             c.wire_per_peer_tx / c.size as f64,
             c.dups_per_tx,
             c.bytes_per_announcement,
+            c.cpu_ms_per_tx,
         );
     }
     println!();

@@ -45,6 +45,13 @@ pub struct Metrics {
     pub bandwidth_received: IntCounter,
     pub gossip_rounds: IntCounter,
     pub tx_duplicates: IntCounter,
+    /// Pushed copies of transactions already held (part of `tx_duplicates`).
+    pub tx_push_duplicates: IntCounter,
+    /// Broadcast tree (`GossipMode: Tree`): links pruned and grafted, and
+    /// the eager links now.
+    pub tree_prunes: IntCounter,
+    pub tree_grafts: IntCounter,
+    pub tree_eager_links: IntGauge,
     pub tx_pulls_served: IntCounter,
     pub tx_stored: IntCounter,
     pub anti_entropy_repairs: IntCounter,
@@ -207,6 +214,26 @@ impl Metrics {
                 "Announcements, pushes or pulls of transactions this node already held",
             )
             .unwrap(),
+            tx_push_duplicates: IntCounter::new(
+                "sorcha_transaction_push_duplicates_total",
+                "Pushed transactions this node already held (whole copies sent in vain)",
+            )
+            .unwrap(),
+            tree_prunes: IntCounter::new(
+                "sorcha_gossip_tree_prunes_total",
+                "Broadcast-tree links closed because a push met a transaction already held",
+            )
+            .unwrap(),
+            tree_grafts: IntCounter::new(
+                "sorcha_gossip_tree_grafts_total",
+                "Broadcast-tree links (re)opened after a transaction missed the tree",
+            )
+            .unwrap(),
+            tree_eager_links: IntGauge::new(
+                "sorcha_gossip_tree_eager_links",
+                "Peers this node pushes every new transaction to",
+            )
+            .unwrap(),
             tx_pulls_served: IntCounter::new(
                 "sorcha_transaction_pulls_served_total",
                 "Stored transactions served to peers and clients",
@@ -295,6 +322,10 @@ impl Metrics {
             Box::new(m.bandwidth_received.clone()),
             Box::new(m.gossip_rounds.clone()),
             Box::new(m.tx_duplicates.clone()),
+            Box::new(m.tx_push_duplicates.clone()),
+            Box::new(m.tree_prunes.clone()),
+            Box::new(m.tree_grafts.clone()),
+            Box::new(m.tree_eager_links.clone()),
             Box::new(m.tx_pulls_served.clone()),
             Box::new(m.tx_stored.clone()),
             Box::new(m.anti_entropy_repairs.clone()),

@@ -318,6 +318,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
         size: injected.len() as i64,
         round: 1,
         compressible: false,
+        lazy: false,
     };
     let e = c
         .notify_transactions(NotificationBatch {
@@ -372,6 +373,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
         .get_transaction(TransactionRequest {
             transaction_hash: to_hex(&honest_hash),
             requesting_peer_id: ro_id.clone(),
+            graft: false,
         })
         .await
         .unwrap()

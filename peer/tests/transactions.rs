@@ -317,6 +317,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
                 size: 5,
                 round: 1,
                 compressible: false,
+                lazy: false,
             }],
         })
         .await
@@ -331,6 +332,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .fetch_transactions(sorcha_proto::transaction::FetchRequest {
             requesting_peer_id: "x".into(),
             hashes: vec![vec![0; 32], vec![9; 31]],
+            graft: false,
         })
         .await
         .unwrap_err();
@@ -361,6 +363,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .get_transaction(sorcha_proto::transaction::TransactionRequest {
             transaction_hash: hash.clone(),
             requesting_peer_id: String::new(),
+            graft: false,
         })
         .await
         .unwrap()
@@ -371,6 +374,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .fetch_transactions(sorcha_proto::transaction::FetchRequest {
             requesting_peer_id: String::new(),
             hashes: vec![vec![7; 32], hash_of(b"hello").to_vec()],
+            graft: false,
         })
         .await
         .unwrap()
@@ -391,6 +395,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .fetch_transactions(sorcha_proto::transaction::FetchRequest {
             requesting_peer_id: "x".into(),
             hashes: vec![vec![0; 32]; 4097],
+            graft: false,
         })
         .await
         .unwrap_err();

@@ -1,12 +1,13 @@
-//! Transaction options that change observable behaviour: eager push,
-//! compression, and dead-lettering past OfflineMode.MaxRetries.
+//! Transaction options that change observable behaviour: eager push (in
+//! `GossipMode: Rounds`), compression, and dead-lettering past
+//! OfflineMode.MaxRetries. The broadcast tree has `tx_tree.rs`.
 mod common;
 
 use std::time::Duration;
 
 use common::fake::FakePeer;
 use common::{free_port, mk_config, mk_network, payload, start, wait_for};
-use sorcha_peer::config::PeerServiceConfig;
+use sorcha_peer::config::{GossipMode, PeerServiceConfig};
 use sorcha_peer::tx::store::hash_of;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -28,6 +29,7 @@ async fn the_first_round_pushes_whole_up_to_the_streaming_threshold() {
     // announcement races the origin's pushes.
     let nodes = mk_network(&dirs, |c| {
         quiet(c);
+        c.transaction_distribution.gossip_mode = GossipMode::Rounds;
         c.transaction_distribution.fanout_factor = Some(2);
         c.transaction_distribution.gossip_rounds = 1;
         c.transaction_distribution.streaming_threshold = 64 * 1024;
@@ -110,6 +112,7 @@ async fn eager_push_decides_how_later_rounds_send() {
     // (which the other, already holding it, ignores).
     let nodes = mk_network(&dirs, |c| {
         quiet(c);
+        c.transaction_distribution.gossip_mode = GossipMode::Rounds;
         c.transaction_distribution.fanout_factor = Some(2);
         c.transaction_distribution.gossip_rounds = 2;
         c.transaction_distribution.eager_push_threshold = 4096;

@@ -118,6 +118,7 @@ impl TransactionDistribution for TxService {
                 size: n.transaction_size,
                 round: n.round.max(1),
                 compressible: false,
+                lazy: false,
             };
             let wanted = self
                 .distributor
@@ -150,6 +151,7 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<TransactionResponse>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
+            self.distributor.pulled_by(&r.requesting_peer_id, r.graft);
             let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
             let data = self.distributor.get(&hash).map_err(tx_status)?;
             let skip_gzip = !(gzip_accepted && data.as_deref().is_some_and(worth_compressing));
@@ -185,6 +187,7 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<Self::StreamTransactionStream>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
+            self.distributor.pulled_by(&r.requesting_peer_id, r.graft);
             let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
             let mut data = self
                 .distributor
@@ -396,6 +399,7 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<Self::FetchTransactionsStream>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
+            self.distributor.pulled_by(&r.requesting_peer_id, r.graft);
             if r.hashes.len() > MAX_FETCH_HASHES {
                 return Err(Status::invalid_argument(format!(
                     "hashes: at most {MAX_FETCH_HASHES} per request, got {}",

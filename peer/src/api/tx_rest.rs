@@ -167,6 +167,7 @@ fn notify_one(
         size: n.transaction_size,
         round: n.round.max(1),
         compressible: false,
+        lazy: false,
     };
     let wanted = d.on_notifications(&n.sender_peer_id, vec![note])?;
     let will_request = !wanted.is_empty();

@@ -3,6 +3,7 @@
 //! the offline queue. Spreading lives in `spread.rs`, anti-entropy and the
 //! queue flush in `sync.rs`.
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -10,11 +11,12 @@ use sorcha_proto::transaction::CompactNotification;
 use tokio::sync::mpsc;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
-use super::gossip::{choose, fanout, neighbours};
+use super::gossip::{REPAIR_ROUND, choose, fanout, neighbours};
 use super::hot::HotCache;
 use super::net::{TxClients, max_message_bytes, worth_compressing};
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
+use super::tree::{Tree, TreeTargets};
 use crate::clock::now_ms;
 use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
 use crate::discovery::Membership;
@@ -32,13 +34,21 @@ const NEIGHBOUR_ROTATION: std::time::Duration = std::time::Duration::from_secs(3
 const NEIGHBOUR_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// This node's gossip neighbours as last read from the peer table.
-struct Neighbours {
+pub(super) struct Neighbours {
     peers: Vec<PeerRef>,
-    /// Live peers at that reading (the fanout depends on it).
-    live: usize,
+    /// Live peers at that reading (the fanout depends on their number).
+    live: Vec<PeerRef>,
+    /// Known peers whose circuit is not open, answering pings or not:
+    /// broadcast-tree links stay pushed to while their peer may merely
+    /// have missed a ping. Skipping a link at one end only would cut the
+    /// tree for every transaction coming from that side.
+    reachable: Vec<PeerRef>,
     read: Option<Instant>,
     rotated: Instant,
 }
+
+/// How many recently pulled hashes are remembered (32 bytes each).
+const PULLED_REMEMBERED: usize = 65_536;
 
 /// Memory for recently accepted transactions (see `hot`).
 const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -84,9 +94,17 @@ pub struct Distributor {
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
     pub(super) hot: Mutex<HotCache>,
+    /// New transactions that arrived from peers other than by repair (tree
+    /// mode: a sign the tree reaches this node).
+    pub(super) tree_deliveries: std::sync::atomic::AtomicU64,
     /// Eager pushes under way (see `spread`).
     pub(super) pushes_in_flight: std::sync::atomic::AtomicUsize,
     neighbours: Mutex<Neighbours>,
+    /// Broadcast-tree links (`GossipMode: Tree`).
+    tree: Mutex<Tree>,
+    /// Recent transactions this node pulled rather than had pushed (tree
+    /// mode; see `on_push`). Cleared whole when full.
+    pulled: Mutex<std::collections::HashSet<TxHash>>,
     /// Hashes of newly stored transactions, for live observers (the
     /// dashboard, benchmarks). Lagging receivers lose the oldest.
     stored: tokio::sync::broadcast::Sender<TxHash>,
@@ -135,12 +153,16 @@ impl Distributor {
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
             pushes_in_flight: std::sync::atomic::AtomicUsize::new(0),
+            tree_deliveries: std::sync::atomic::AtomicU64::new(0),
             neighbours: Mutex::new(Neighbours {
                 peers: Vec::new(),
-                live: 0,
+                live: Vec::new(),
+                reachable: Vec::new(),
                 read: None,
                 rotated: Instant::now(),
             }),
+            tree: Mutex::new(Tree::default()),
+            pulled: Mutex::new(std::collections::HashSet::new()),
             stored: tokio::sync::broadcast::channel(4096).0,
             observer: std::sync::OnceLock::new(),
         }))
@@ -275,9 +297,22 @@ impl Distributor {
             metrics.tx_duplicates.inc();
             return Ok(false);
         }
+        if let Some(f) = from
+            && round != REPAIR_ROUND
+        {
+            self.tree_link(f, TreeLink::DeliveredNew);
+            self.tree_deliveries.fetch_add(1, Ordering::Relaxed);
+        }
         // Relays forward before their own commit; the origin's answer to
-        // its client still waits for the commit below.
-        if round < self.cfg.gossip_rounds {
+        // its client still waits for the commit below. On the tree a
+        // transaction goes on until it meets nodes that hold it; rounds
+        // stop after `GossipRounds`.
+        let spreads = if self.tree_mode() {
+            round != REPAIR_ROUND
+        } else {
+            round < self.cfg.gossip_rounds
+        };
+        if spreads {
             // Sampled once at the origin, so pullers know whether gzip
             // pays off.
             let compressible = self.cfg.enable_compression
@@ -300,7 +335,7 @@ impl Distributor {
             metrics.bandwidth_received.inc_by(size);
         } else {
             self.store.insert(hash, data.to_vec(), now_ms()).await?;
-            if round >= self.cfg.gossip_rounds {
+            if !spreads {
                 self.store.mark_distributed(&[hash])?;
             }
         }
@@ -352,13 +387,24 @@ impl Distributor {
     /// Peers to gossip with: those that answer, with their URLs.
     /// Responsive peers whose circuit is not open.
     pub(super) fn live_peers(&self) -> Vec<PeerRef> {
+        self.reachable_peers()
+            .into_iter()
+            .filter_map(|(p, responsive)| responsive.then_some(p))
+            .collect()
+    }
+
+    /// Every known peer whose circuit is not open, and whether it answered
+    /// its last ping.
+    fn reachable_peers(&self) -> Vec<(PeerRef, bool)> {
         let open = self.clients.comm.open_circuits();
         self.m
             .records()
             .into_iter()
-            .filter(|p| p.responsive)
-            .map(|p| PeerRef::new(p, self.clients.connector()))
-            .filter(|p| !open.contains(&p.url))
+            .map(|p| {
+                let responsive = p.responsive;
+                (PeerRef::new(p, self.clients.connector()), responsive)
+            })
+            .filter(|(p, _)| !open.contains(&p.url))
             .collect()
     }
 
@@ -368,15 +414,20 @@ impl Distributor {
             .map(|p| PeerRef::new(p, self.clients.connector()))
     }
 
-    /// A random fanout drawn from this node's gossip neighbours (twice the
-    /// fanout among the live peers; see `gossip::neighbours`), never one of
-    /// `exclude` (peers known to hold the transaction).
-    pub(super) fn fanout_targets(&self, exclude: &[String]) -> Vec<PeerRef> {
+    /// This node's gossip neighbours and live peers, read again from the
+    /// peer table when the last reading is older than `NEIGHBOUR_REFRESH`.
+    fn neighbours(&self) -> std::sync::MutexGuard<'_, Neighbours> {
         let mut g = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
         let stale = g.read.is_none_or(|t| t.elapsed() >= NEIGHBOUR_REFRESH);
         if stale || g.peers.is_empty() {
-            let peers = self.live_peers();
-            let ids: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+            let reachable = self.reachable_peers();
+            let live: Vec<PeerRef> = reachable
+                .iter()
+                .filter(|(_, responsive)| *responsive)
+                .map(|(p, _)| p.clone())
+                .collect();
+            g.reachable = reachable.into_iter().map(|(p, _)| p).collect();
+            let ids: Vec<String> = live.iter().map(|p| p.id.clone()).collect();
             let rotate = g.rotated.elapsed() >= NEIGHBOUR_ROTATION;
             if rotate {
                 g.rotated = Instant::now();
@@ -384,14 +435,156 @@ impl Distributor {
             let want = fanout(self.cfg.fanout_factor, ids.len()) * 2;
             let current: Vec<String> = g.peers.iter().map(|p| p.id.clone()).collect();
             let kept = neighbours(&current, &ids, want, rotate, &mut rand::rng());
-            g.peers = peers.into_iter().filter(|p| kept.contains(&p.id)).collect();
-            g.live = ids.len();
+            g.peers = live
+                .iter()
+                .filter(|p| kept.contains(&p.id))
+                .cloned()
+                .collect();
+            g.live = live;
             g.read = Some(Instant::now());
         }
-        let n = fanout(self.cfg.fanout_factor, g.live);
+        g
+    }
+
+    /// A random fanout drawn from this node's gossip neighbours (twice the
+    /// fanout among the live peers; see `gossip::neighbours`), never one of
+    /// `exclude` (peers known to hold the transaction).
+    pub(super) fn fanout_targets(&self, exclude: &[String]) -> Vec<PeerRef> {
+        let g = self.neighbours();
+        let n = fanout(self.cfg.fanout_factor, g.live.len());
         choose(&g.peers, |p| exclude.contains(&p.id), n, &mut rand::rng())
             .into_iter()
             .cloned()
             .collect()
     }
+
+    /// Where a new transaction goes on the broadcast tree, never to
+    /// `holders` (see `tree`).
+    pub(super) fn tree_targets(self: &Arc<Self>, holders: &[String]) -> TreeTargets<PeerRef> {
+        let g = self.tend_tree();
+        let tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        let t = tree.targets(
+            &g.reachable,
+            &g.peers,
+            |p| p.id.as_str(),
+            holders,
+            self.cfg.lazy_announce_peers,
+            &mut rand::rng(),
+        );
+        TreeTargets {
+            eager: t.eager.into_iter().cloned().collect(),
+            lazy: t.lazy.into_iter().cloned().collect(),
+        }
+    }
+
+    /// Opens this node's own tree links when it has none to a reachable
+    /// peer (at start, or after all were pruned or failed), and tells
+    /// those peers, so the links carry transactions both ways at once: a
+    /// node that has nothing to spread yet must still be reachable.
+    pub(super) fn tend_tree(self: &Arc<Self>) -> std::sync::MutexGuard<'_, Neighbours> {
+        let g = self.neighbours();
+        let seeds = {
+            let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+            let seeds = tree.seed(&g.reachable, &g.peers, |p| p.id.as_str(), &mut rand::rng());
+            self.m
+                .metrics
+                .tree_eager_links
+                .set(tree.eager_links() as i64);
+            seeds
+        };
+        self.ask_grafts(&g.reachable, &seeds);
+        g
+    }
+
+    /// Re-asserts every tree link at its other end. Prune and graft travel
+    /// as separate calls, so a graft can overtake the push whose answer
+    /// prunes the link, leaving it open at one end only; the end without
+    /// it would then never pass transactions across. Asking again closes
+    /// such gaps (a redundant link is pruned again by its next duplicate).
+    pub(super) fn reassert_tree(self: &Arc<Self>) {
+        let g = self.tend_tree();
+        let links = self.tree_links();
+        self.ask_grafts(&g.reachable, &links);
+    }
+
+    fn ask_grafts(self: &Arc<Self>, reachable: &[PeerRef], ids: &[String]) {
+        for id in ids {
+            if let Some(peer) = reachable.iter().find(|p| &p.id == id) {
+                tokio::spawn(self.clone().ask_graft(peer.clone()));
+            }
+        }
+    }
+
+    /// A peer pulled from this node; `graft`: because the broadcast tree
+    /// failed to bring it the transaction, so push to it from now on.
+    pub fn pulled_by(&self, peer: &str, graft: bool) {
+        if graft {
+            self.tree_link(peer, TreeLink::Graft);
+        }
+    }
+
+    /// Remembers that `hash` is being stored from a pull (tree mode).
+    pub(super) fn note_pulled(&self, hash: &TxHash) {
+        if self.tree_mode() {
+            let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
+            if pulled.len() >= PULLED_REMEMBERED {
+                pulled.clear();
+            }
+            pulled.insert(*hash);
+        }
+    }
+
+    /// Whether this node's copy of `hash` came by a pull.
+    pub(super) fn was_pulled(&self, hash: &TxHash) -> bool {
+        self.pulled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(hash)
+    }
+
+    /// Peers this node pushes every new transaction to (tree mode).
+    pub fn tree_links(&self) -> Vec<String> {
+        self.tree.lock().unwrap_or_else(|e| e.into_inner()).eager()
+    }
+
+    /// Whether transactions spread along the broadcast tree.
+    pub(super) fn tree_mode(&self) -> bool {
+        self.cfg.gossip_mode == crate::config::GossipMode::Tree
+    }
+
+    /// Updates the broadcast tree after what `peer` did (tree mode only).
+    pub(super) fn tree_link(&self, peer: &str, link: TreeLink) {
+        if !self.tree_mode() {
+            return;
+        }
+        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        let metrics = &self.m.metrics;
+        match link {
+            TreeLink::DeliveredNew => tree.delivered_new(peer),
+            TreeLink::Graft => {
+                if !tree.is_eager(peer) {
+                    metrics.tree_grafts.inc();
+                }
+                tree.graft(peer);
+            }
+            TreeLink::Prune => {
+                if tree.prune(peer) {
+                    metrics.tree_prunes.inc();
+                }
+            }
+        }
+        metrics.tree_eager_links.set(tree.eager_links() as i64);
+    }
+}
+
+/// What a peer did on a broadcast-tree link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TreeLink {
+    /// Brought a transaction this node lacked: keep pushing to it.
+    DeliveredNew,
+    /// Pulled what the tree failed to bring it, or was pulled from for
+    /// that reason: push to it again.
+    Graft,
+    /// A push on this link met a transaction already held: stop pushing.
+    Prune,
 }

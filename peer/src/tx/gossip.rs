@@ -5,6 +5,11 @@ use rand::seq::SliceRandom;
 
 use super::store::TxHash;
 
+/// The round anti-entropy repairs arrive in: above any `GossipRounds`, so
+/// a repaired transaction never spreads further (every peer repairs
+/// itself), in either gossip mode. It fits the wire's int32.
+pub const REPAIR_ROUND: u32 = i32::MAX as u32;
+
 /// The design's fanout: `FanoutFactor` if set, else ceil(sqrt(N)), never
 /// more than the peers there are.
 pub fn fanout(configured: Option<usize>, peers: usize) -> usize {

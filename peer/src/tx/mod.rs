@@ -10,3 +10,4 @@ pub mod queue;
 mod spread;
 pub mod store;
 mod sync;
+mod tree;

@@ -30,6 +30,9 @@ pub(super) struct Pull {
     /// bytes compressible, because a server compresses every streamed
     /// answer a client accepts gzip for.
     pub gzip: Gzip,
+    /// Missed on the broadcast tree: the server is asked to push to this
+    /// node from now on.
+    pub graft: bool,
 }
 
 impl Pull {
@@ -67,6 +70,28 @@ impl Distributor {
         }
     }
 
+    /// Asks `peer` to push to this node from now on: a FetchTransactions
+    /// call naming no transaction, only the graft. Failure is harmless
+    /// (the first push on the link makes it two-way too).
+    pub(super) async fn ask_graft(self: Arc<Self>, peer: PeerRef) {
+        let req = FetchRequest {
+            requesting_peer_id: self.me().to_owned(),
+            hashes: Vec::new(),
+            graft: true,
+        };
+        let result = async {
+            let mut c = self.clients.client(&peer, Gzip::Off)?;
+            c.fetch_transactions(self.clients.request(req, 0))
+                .await
+                .map_err(|s| status_err(&peer.url, s))?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(peer = %peer.id, error = %e, "graft request failed");
+        }
+    }
+
     /// One FetchTransactions call for claimed `group`. What arrives intact
     /// is accepted (concurrently, so the stores share one commit); the rest
     /// goes through `fetch_claimed` and its alternatives.
@@ -74,6 +99,7 @@ impl Distributor {
         let req = FetchRequest {
             requesting_peer_id: self.me().to_owned(),
             hashes: group.iter().map(|p| p.hash.to_vec()).collect(),
+            graft: group.iter().any(|p| p.graft),
         };
         let bytes = group.iter().map(|p| p.size).sum();
         let gzip = if group.iter().any(|p| p.gzip != Gzip::Off) {
@@ -166,6 +192,7 @@ impl Distributor {
     /// Stores a pulled transaction and releases its claim.
     async fn accept_pulled(self: &Arc<Self>, p: Pull, data: Vec<u8>, peer: &PeerRef) {
         let hash = p.hash;
+        self.note_pulled(&hash);
         if let Err(e) = self
             .accept(hash, data, p.round, Some(&peer.id), Some(p.compressible()))
             .await
@@ -230,6 +257,7 @@ impl Distributor {
         while let Some(peer) = next.take() {
             match self.fetch(&p, &peer).await {
                 Ok(data) => {
+                    self.note_pulled(&p.hash);
                     let from = Some(peer.id.as_str());
                     let compressible = Some(p.compressible());
                     if let Err(e) = self.accept(p.hash, data, p.round, from, compressible).await {
@@ -295,6 +323,7 @@ impl Distributor {
         let req = TransactionRequest {
             transaction_hash: to_hex(hash),
             requesting_peer_id: self.me().to_owned(),
+            graft: p.graft,
         };
         let mut c = self.clients.client(peer, p.gzip)?;
         if size > self.cfg.streaming_threshold {

@@ -8,7 +8,7 @@ use sorcha_proto::transaction::{
 };
 use tokio::sync::mpsc;
 
-use super::distributor::{Distributor, PeerRef};
+use super::distributor::{Distributor, PeerRef, TreeLink};
 use super::gossip::{PushRule, split_push};
 use super::net::{Gzip, status_err};
 use super::pull::Pull;
@@ -19,6 +19,16 @@ use crate::{Error, Result};
 
 /// Most announcements in one NotifyTransactions call.
 const MAX_BATCH: usize = 1024;
+
+/// Most `LazyPullDelaySeconds` a lazy notice waits for the tree while the
+/// tree keeps delivering other transactions (a busy node, not a cut one).
+const LAZY_WAITS: usize = 8;
+
+/// Pushes in flight beyond two fanouts' worth (at least 8) turn into
+/// announcements (see `Distributor::try_push`).
+fn max_pushes_in_flight(targets: usize) -> usize {
+    (2 * targets).max(8)
+}
 
 impl Distributor {
     /// Tells a fanout of live peers about `hash`, in gossip round `round`;
@@ -36,6 +46,9 @@ impl Distributor {
         if !self.m.me().capabilities.supports_transaction_distribution {
             return;
         }
+        if self.tree_mode() {
+            return self.spread_tree(hash, size, round.min(2), holders, compressible);
+        }
         let targets = self.fanout_targets(holders);
         if targets.is_empty() {
             return;
@@ -46,36 +59,90 @@ impl Distributor {
             eager_peers: self.cfg.eager_push_peers,
             first_round_max: self.cfg.streaming_threshold,
         };
-        // Pushes in flight beyond two fanouts' worth (at least 8) turn into
-        // announcements. A push is one call per transaction and peer, while
-        // announcements to a peer share one call per batch: at light load
-        // pushing saves round trips; under a burst of submissions batching
-        // saves the CPU (one node taking 256 concurrent submissions ingested
-        // a third less with a push per transaction).
-        let max_in_flight = (2 * targets.len()).max(8);
+        let max_in_flight = max_pushes_in_flight(targets.len());
         let (push, mut announce) = split_push(targets, size, round, rule);
         for peer in push {
-            let in_flight = self.pushes_in_flight.fetch_add(1, Ordering::Relaxed);
-            if in_flight >= max_in_flight {
-                self.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+            if !self.try_push(&peer, hash, round, compressible, max_in_flight) {
                 announce.push(peer);
-                continue;
             }
-            let this = self.clone();
-            tokio::spawn(async move {
-                this.clone().push_to(&peer, hash, round, compressible).await;
-                this.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
-            });
         }
         let note = CompactNotification {
             hash: hash.to_vec(),
             size: size as i64,
             round: round as i32,
             compressible,
+            lazy: false,
         };
         for peer in announce {
             self.announce_to(&peer, note.clone());
         }
+    }
+
+    /// `spread` on the broadcast tree: pushed whole to the eager links (or,
+    /// above the streaming threshold, announced for an immediate pull), the
+    /// hash announced lazily to a few others. `round` is 1 from the origin
+    /// and 2 from relays: it only tells receivers whether the sender is the
+    /// origin (whose first sends go by unary call, proving delivery).
+    fn spread_tree(
+        self: &Arc<Self>,
+        hash: TxHash,
+        size: u64,
+        round: u32,
+        holders: &[String],
+        compressible: bool,
+    ) {
+        let targets = self.tree_targets(holders);
+        if targets.eager.is_empty() && targets.lazy.is_empty() {
+            return;
+        }
+        self.m.metrics.gossip_rounds.inc();
+        let note = CompactNotification {
+            hash: hash.to_vec(),
+            size: size as i64,
+            round: round as i32,
+            compressible,
+            lazy: false,
+        };
+        let max_in_flight = max_pushes_in_flight(targets.eager.len());
+        for peer in targets.eager {
+            let small = size <= self.cfg.streaming_threshold;
+            if !(small && self.try_push(&peer, hash, round, compressible, max_in_flight)) {
+                self.announce_to(&peer, note.clone());
+            }
+        }
+        let lazy = CompactNotification { lazy: true, ..note };
+        for peer in targets.lazy {
+            self.announce_to(&peer, lazy.clone());
+        }
+    }
+
+    /// Starts a push to `peer` unless `max_in_flight` pushes are under way
+    /// already (then the caller announces instead). A push is one call per
+    /// transaction and peer, while announcements to a peer share one call
+    /// per batch: at light load pushing saves round trips; under a burst
+    /// of submissions batching saves the CPU (one node taking 256
+    /// concurrent submissions ingested a third less with a push per
+    /// transaction).
+    fn try_push(
+        self: &Arc<Self>,
+        peer: &PeerRef,
+        hash: TxHash,
+        round: u32,
+        compressible: bool,
+        max_in_flight: usize,
+    ) -> bool {
+        let in_flight = self.pushes_in_flight.fetch_add(1, Ordering::Relaxed);
+        if in_flight >= max_in_flight {
+            self.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        let this = self.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            this.clone().push_to(&peer, hash, round, compressible).await;
+            this.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+        true
     }
 
     async fn push_to(self: Arc<Self>, peer: &PeerRef, hash: TxHash, round: u32, compress: bool) {
@@ -96,8 +163,9 @@ impl Distributor {
                             size: len as i64,
                             round: round as i32,
                             compressible: false,
+                            lazy: false,
                         };
-                        return this.notify_rest(peer, vec![note]).await;
+                        return this.notify_rest(peer, vec![note]).await.map(|()| false);
                     }
                     let req = TransactionPush {
                         sender_peer_id: this.me().to_owned(),
@@ -111,16 +179,25 @@ impl Distributor {
                         Gzip::Off
                     };
                     let mut c = this.clients.client(peer, gzip)?;
-                    c.push_transaction(this.clients.request(req, len as u64))
+                    let ack = c
+                        .push_transaction(this.clients.request(req, len as u64))
                         .await
                         .map_err(|s| status_err(&peer.url, s))?;
                     this.m.metrics.bandwidth_sent.inc_by(len as u64);
-                    Ok(())
+                    Ok(ack.into_inner().already_known)
                 }
             })
             .await
         }
         .await;
+        // The peer had it from elsewhere: this link closes a cycle. (A
+        // failed push keeps the link: a peer that stays unreachable drops
+        // out of the live peers, and its part of the tree grafts itself
+        // elsewhere.)
+        if let Ok(true) = result {
+            self.tree_link(&peer.id, TreeLink::Prune);
+        }
+        let result = result.map(drop);
         self.sent(peer, &[hash], result);
     }
 
@@ -355,6 +432,7 @@ impl Distributor {
         let from = self.peer_by_id(sender);
         let mut wanted = Vec::new();
         let mut pulls = Vec::new();
+        let mut lazy = Vec::new();
         // An unknown sender cannot be pulled from yet; anti-entropy will
         // fetch its transactions once it is in the peer list.
         for (i, n) in notes.iter().enumerate() {
@@ -372,33 +450,74 @@ impl Distributor {
                 self.m.metrics.tx_duplicates.inc();
                 continue;
             }
+            let pull = Pull {
+                hash,
+                size,
+                round: u32::try_from(n.round).unwrap_or(0),
+                gzip: if n.compressible {
+                    Gzip::Accept
+                } else {
+                    Gzip::Off
+                },
+                graft: false,
+            };
+            // A lazy notice is a backup: the tree should bring the
+            // transaction meanwhile.
+            if n.lazy && self.tree_mode() {
+                lazy.push(pull);
+                continue;
+            }
             // Claimed now, so a later announcement or an anti-entropy round
             // does not fetch it again (or out of order) meanwhile.
             if let Some(peer) = &from
                 && self.claim(hash, peer)
             {
                 wanted.push(n.hash.clone());
-                pulls.push(Pull {
-                    hash,
-                    size,
-                    round: u32::try_from(n.round).unwrap_or(0),
-                    gzip: if n.compressible {
-                        Gzip::Accept
-                    } else {
-                        Gzip::Off
-                    },
-                });
+                pulls.push(pull);
             }
         }
-        if let Some(peer) = from
-            && !pulls.is_empty()
-        {
-            tokio::spawn(self.clone().pull_announced(pulls, peer));
+        if let Some(peer) = from {
+            if !pulls.is_empty() {
+                tokio::spawn(self.clone().pull_announced(pulls, peer.clone()));
+            }
+            if !lazy.is_empty() {
+                tokio::spawn(self.clone().pull_missed(lazy, peer));
+            }
         }
         Ok(wanted)
     }
 
-    /// An eager push from its `sender_peer_id`.
+    /// After `LazyPullDelaySeconds`, pulls what lazy announcements named
+    /// and the tree has not brought, grafting `peer` into the tree. While
+    /// the tree keeps bringing other transactions the node is connected
+    /// and merely busy, so it waits again (up to `LAZY_WAITS` delays)
+    /// rather than fetch a copy that is on its way.
+    async fn pull_missed(self: Arc<Self>, lazy: Vec<Pull>, peer: PeerRef) {
+        let mut lazy = lazy;
+        let mut delivered = self.tree_deliveries.load(Ordering::Relaxed);
+        for _ in 0..LAZY_WAITS {
+            tokio::time::sleep(self.cfg.lazy_pull_delay_seconds).await;
+            lazy.retain(|p| matches!(self.holds(&p.hash), Ok(false)));
+            let now = self.tree_deliveries.load(Ordering::Relaxed);
+            if lazy.is_empty() || now == delivered {
+                break;
+            }
+            delivered = now;
+        }
+        let pulls: Vec<Pull> = lazy
+            .into_iter()
+            .filter(|p| self.claim(p.hash, &peer))
+            .map(|p| Pull { graft: true, ..p })
+            .collect();
+        if !pulls.is_empty() {
+            self.tree_link(&peer.id, TreeLink::Graft);
+            self.pull_announced(pulls, peer).await;
+        }
+    }
+
+    /// An eager push from its `sender_peer_id`. False when the push was
+    /// redundant: the sender then stops pushing on this link (tree mode),
+    /// as does this node.
     pub async fn on_push(self: &Arc<Self>, push: TransactionPush) -> Result<bool> {
         let TransactionPush {
             sender_peer_id: sender,
@@ -408,12 +527,27 @@ impl Distributor {
         } = push;
         self.check_size(data.len() as u64)?;
         let hash = hash_of(&data);
-        if self.holds(&hash)? {
+        let new = if self.holds(&hash)? {
             self.m.metrics.tx_duplicates.inc();
-            return Ok(false);
+            false
+        } else {
+            let round = u32::try_from(round).unwrap_or(0);
+            self.accept(hash, data, round, Some(&sender), Some(compressible))
+                .await?
+        };
+        // Held from a pull (a lazy notice, anti-entropy): the push came
+        // late, not round a cycle, and this link may be the only one
+        // bringing transactions here. Keep it.
+        if !new {
+            self.m.metrics.tx_push_duplicates.inc();
         }
-        let round = u32::try_from(round).unwrap_or(0);
-        self.accept(hash, data, round, Some(&sender), Some(compressible))
-            .await
+        if new || self.was_pulled(&hash) {
+            return Ok(true);
+        }
+        // Both ends prune (the sender on this answer): a link pruned at
+        // one end only would still carry transactions one way but not
+        // the other.
+        self.tree_link(&sender, TreeLink::Prune);
+        Ok(false)
     }
 }

@@ -8,7 +8,7 @@ use sorcha_proto::transaction::{CompactNotification, SyncRequest, SyncResponse};
 use tokio_util::sync::CancellationToken;
 
 use super::distributor::Distributor;
-use super::gossip::{bucket_digests, bucket_of, differing};
+use super::gossip::{REPAIR_ROUND, bucket_digests, bucket_of, differing};
 use super::net::{Gzip, status_err};
 use super::pull::Pull;
 use super::queue::Retry;
@@ -26,11 +26,18 @@ use crate::{Error, Result};
 /// within the message and per-peer byte limits.
 const FLUSH_BATCH: usize = 16384;
 
+/// How often a node in `GossipMode: Tree` checks that it has tree links
+/// (a node that has spread nothing yet needs them to be reachable) and
+/// re-asserts them at their other ends (see `reassert_tree`).
+const TREE_TENDING: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Distributor {
     /// Runs the background loops until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         self.reannounce_undistributed(i64::MAX);
         let mut states = self.m.subscribe_state();
+        let mut tree_tick = tokio::time::interval(TREE_TENDING);
+        tree_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_tick = tokio::time::interval(self.cfg.anti_entropy_interval_seconds);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -42,6 +49,7 @@ impl Distributor {
                         self.flush_queue().await;
                     }
                 }
+                _ = tree_tick.tick(), if self.tree_mode() => self.reassert_tree(),
                 _ = sync_tick.tick() => {
                     if self.m.state() != NodeState::Offline {
                         // A flush that failed earlier gets retried here too.
@@ -172,8 +180,9 @@ impl Distributor {
             .map(|(h, size)| CompactNotification {
                 hash: h.to_vec(),
                 size: *size as i64,
-                round: self.cfg.gossip_rounds as i32,
+                round: REPAIR_ROUND as i32,
                 compressible: false,
+                lazy: false,
             })
             .collect();
         self.m
@@ -191,8 +200,9 @@ impl Distributor {
             let p = Pull {
                 hash,
                 size,
-                round: self.cfg.gossip_rounds,
+                round: REPAIR_ROUND,
                 gzip: Gzip::Off,
+                graft: false,
             };
             self.pull(p, peer.clone()).await;
         }
@@ -325,6 +335,7 @@ impl Distributor {
                 size: q.size as i64,
                 round: 1,
                 compressible: false,
+                lazy: false,
             })
             .collect();
         let targets = self.fanout_targets(&[]);

@@ -1,0 +1,238 @@
+//! The broadcast tree (`GossipMode: Tree`): pure bookkeeping of which
+//! peers get every new transaction pushed whole ("eager" links) and how
+//! many others only hear its hash ("lazy" announcements).
+//!
+//! This is the Plumtree scheme (Leitão, Pereira, Rodrigues, SRDS 2007),
+//! written by hand because no maintained crate offers it apart from a
+//! transport. Links start eager; a link that delivers a transaction
+//! the receiver already holds is pruned (both ends stop pushing on it),
+//! so the eager links settle into a tree: each transaction then crosses
+//! each node once, one message per hop and no pull round trip. A node
+//! that misses one because the tree broke hears its hash from a lazy
+//! announcement, pulls it after a delay and grafts the announcer back in.
+use std::collections::HashSet;
+
+use rand::Rng;
+
+use super::gossip::choose;
+
+/// Eager links a node opens to random neighbours when it first spreads a
+/// transaction, and again whenever every link it had was pruned or
+/// failed. A random graph where every node brings 3 links is connected
+/// with high probability at any size that matters here, and pruning
+/// removes the cycles.
+pub const SEED_LINKS: usize = 3;
+
+/// The eager links, by peer id.
+#[derive(Debug, Default)]
+pub struct Tree {
+    eager: HashSet<String>,
+    /// Whether this node opened its own `SEED_LINKS` yet (links other
+    /// peers opened to it do not make it part of a connected tree).
+    seeded: bool,
+}
+
+/// Where one transaction goes: pushed (or, when large, announced for an
+/// immediate pull) to `eager`; announced lazily to `lazy`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TreeTargets<T> {
+    pub eager: Vec<T>,
+    pub lazy: Vec<T>,
+}
+
+impl Tree {
+    pub fn eager_links(&self) -> usize {
+        self.eager.len()
+    }
+
+    /// The eager links' peer ids, sorted.
+    pub fn eager(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.eager.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn is_eager(&self, peer: &str) -> bool {
+        self.eager.contains(peer)
+    }
+
+    /// `peer` delivered a transaction this node did not hold (a push, or a
+    /// pull it answered): the link is part of the tree, in both directions.
+    pub fn delivered_new(&mut self, peer: &str) {
+        if !self.eager.contains(peer) {
+            self.eager.insert(peer.to_owned());
+        }
+    }
+
+    /// `peer` asked this node to push to it again (it pulled something the
+    /// tree failed to bring).
+    pub fn graft(&mut self, peer: &str) {
+        self.delivered_new(peer);
+    }
+
+    /// A push crossed this link to a node that already held the
+    /// transaction (seen from either end): the link closes a cycle.
+    /// Returns whether it was eager.
+    pub fn prune(&mut self, peer: &str) -> bool {
+        self.eager.remove(peer)
+    }
+
+    /// Opens `SEED_LINKS` links to random `neighbours` if this node has
+    /// not yet, or has no link to a `live` peer left; returns the new
+    /// links' peer ids (the caller tells those peers, so the links carry
+    /// transactions both ways at once). Links to peers not live now are
+    /// kept: a link dropped at one end only would cut the tree for every
+    /// transaction coming from the other.
+    pub fn seed<T, R: Rng>(
+        &mut self,
+        live: &[T],
+        neighbours: &[T],
+        id: impl Fn(&T) -> &str,
+        rng: &mut R,
+    ) -> Vec<String> {
+        let any_live = live.iter().any(|n| self.eager.contains(id(n)));
+        if self.seeded && any_live {
+            return Vec::new();
+        }
+        let eager = &self.eager;
+        let seeds: Vec<String> = choose(neighbours, |n| eager.contains(id(n)), SEED_LINKS, rng)
+            .into_iter()
+            .map(|n| id(n).to_owned())
+            .collect();
+        self.eager.extend(seeds.iter().cloned());
+        self.seeded = !seeds.is_empty();
+        seeds
+    }
+
+    /// Targets for a new transaction: the eager links to `live` peers, and
+    /// `lazy` random `neighbours` that are neither eager nor `holders`
+    /// (peers known to hold it). `id` names a peer.
+    pub fn targets<'a, T, R: Rng>(
+        &self,
+        live: &'a [T],
+        neighbours: &'a [T],
+        id: impl Fn(&T) -> &str,
+        holders: &[String],
+        lazy: usize,
+        rng: &mut R,
+    ) -> TreeTargets<&'a T> {
+        let held = |n: &T| holders.iter().any(|h| h == id(n));
+        let eager = live
+            .iter()
+            .filter(|n| self.eager.contains(id(n)) && !held(n))
+            .collect();
+        let lazy = choose(
+            neighbours,
+            |n| self.eager.contains(id(n)) || held(n),
+            lazy,
+            rng,
+        );
+        TreeTargets { eager, lazy }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("p{i}")).collect()
+    }
+
+    fn targets(
+        t: &mut Tree,
+        peers: &[String],
+        holders: &[&str],
+        lazy: usize,
+    ) -> TreeTargets<String> {
+        t.seed(peers, peers, |p| p.as_str(), &mut StdRng::seed_from_u64(3));
+        let holders: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+        let got = t.targets(
+            peers,
+            peers,
+            |p| p.as_str(),
+            &holders,
+            lazy,
+            &mut StdRng::seed_from_u64(7),
+        );
+        let mut eager: Vec<String> = got.eager.into_iter().cloned().collect();
+        eager.sort();
+        TreeTargets {
+            eager,
+            lazy: got.lazy.into_iter().cloned().collect(),
+        }
+    }
+
+    #[test]
+    fn a_fresh_node_seeds_a_few_eager_links_and_announces_to_others() {
+        let peers = ids(20);
+        let mut t = Tree::default();
+        let got = targets(&mut t, &peers, &[], 2);
+        assert_eq!(got.eager.len(), SEED_LINKS);
+        assert_eq!(got.lazy.len(), 2);
+        assert!(got.lazy.iter().all(|l| !got.eager.contains(l)));
+        // The seed is kept, not redrawn per transaction.
+        assert_eq!(targets(&mut t, &peers, &[], 2).eager, got.eager);
+    }
+
+    #[test]
+    fn links_opened_by_others_do_not_replace_a_nodes_own_seed() {
+        let peers = ids(20);
+        let mut t = Tree::default();
+        t.delivered_new("p1");
+        let got = targets(&mut t, &peers, &["p1"], 0);
+        assert_eq!(got.eager.len(), SEED_LINKS);
+        assert!(!got.eager.contains(&"p1".to_string()), "p1 holds it");
+        assert_eq!(t.eager_links(), SEED_LINKS + 1);
+    }
+
+    #[test]
+    fn pruned_links_stop_getting_pushes_and_grafted_ones_start() {
+        let peers = ids(10);
+        let mut t = Tree {
+            seeded: true,
+            ..Tree::default()
+        };
+        t.delivered_new("p1");
+        t.delivered_new("p2");
+        assert!(t.prune("p1"));
+        assert!(!t.prune("p1"), "already lazy");
+        t.graft("p5");
+        let got = targets(&mut t, &peers, &[], 0);
+        assert_eq!(got.eager, vec!["p2".to_string(), "p5".to_string()]);
+        assert!(got.lazy.is_empty());
+    }
+
+    #[test]
+    fn holders_and_peers_not_live_get_nothing() {
+        let peers = ids(6);
+        let mut t = Tree {
+            seeded: true,
+            ..Tree::default()
+        };
+        t.delivered_new("p1");
+        t.delivered_new("p2");
+        t.delivered_new("gone");
+        let got = targets(&mut t, &peers, &["p1", "p3"], 10);
+        assert_eq!(got.eager, vec!["p2".to_string()]);
+        let mut lazy = got.lazy.clone();
+        lazy.sort();
+        assert_eq!(lazy, vec!["p0", "p4", "p5"]);
+        // Kept for when it is live again.
+        assert!(t.is_eager("gone"));
+    }
+
+    #[test]
+    fn a_node_whose_links_were_all_pruned_seeds_new_ones() {
+        let peers = ids(8);
+        let mut t = Tree {
+            seeded: true,
+            ..Tree::default()
+        };
+        t.delivered_new("p1");
+        t.prune("p1");
+        assert_eq!(targets(&mut t, &peers, &[], 0).eager.len(), SEED_LINKS);
+    }
+}

@@ -94,8 +94,8 @@ pub struct Distributor {
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
     pub(super) hot: Mutex<HotCache>,
-    /// New transactions that arrived from peers other than by repair (tree
-    /// mode: a sign the tree reaches this node).
+    /// Pushes received, and new transactions that arrived from peers other
+    /// than by repair (tree mode: a sign the tree reaches this node).
     pub(super) tree_deliveries: std::sync::atomic::AtomicU64,
     /// Eager pushes under way (see `spread`).
     pub(super) pushes_in_flight: std::sync::atomic::AtomicUsize,

@@ -489,8 +489,7 @@ impl Distributor {
 
     /// After `LazyPullDelaySeconds`, pulls what lazy announcements named
     /// and the tree has not brought, grafting `peer` into the tree. While
-    /// the tree keeps bringing other transactions the node is connected
-    /// and merely busy, so it waits again (up to `LAZY_WAITS` delays)
+    /// pushes keep arriving the node is connected and merely busy, so it waits again (up to `LAZY_WAITS` delays)
     /// rather than fetch a copy that is on its way.
     async fn pull_missed(self: Arc<Self>, lazy: Vec<Pull>, peer: PeerRef) {
         let mut lazy = lazy;
@@ -526,6 +525,9 @@ impl Distributor {
             compressible,
         } = push;
         self.check_size(data.len() as u64)?;
+        // Any push, new or not, shows the tree reaches this node (see
+        // `pull_missed`).
+        self.tree_deliveries.fetch_add(1, Ordering::Relaxed);
         let hash = hash_of(&data);
         let new = if self.holds(&hash)? {
             self.m.metrics.tx_duplicates.inc();

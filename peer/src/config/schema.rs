@@ -188,7 +188,8 @@ pub struct TransactionDistributionConfig {
     pub lazy_announce_peers: usize,
     /// Addition, `Tree` mode: how long a node told of a transaction by a
     /// lazy announcement waits for the tree to bring it before pulling it
-    /// (and grafting the announcer into its tree).
+    /// (and grafting the announcer into its tree); one such delay per
+    /// 64 KiB of transaction above that size.
     #[serde(with = "seconds")]
     pub lazy_pull_delay_seconds: Duration,
 }

@@ -24,6 +24,16 @@ const MAX_BATCH: usize = 1024;
 /// tree keeps delivering other transactions (a busy node, not a cut one).
 const LAZY_WAITS: usize = 8;
 
+/// Transactions up to this size wait `LazyPullDelaySeconds` for the tree;
+/// larger ones proportionally longer, since each hop of the tree takes
+/// longer to carry them (a 1 MiB transaction waits 16 delays).
+const LAZY_DELAY_UNIT: u64 = 64 * 1024;
+
+/// How long a lazy notice of a `size`-byte transaction waits each time.
+fn lazy_delay(configured: std::time::Duration, size: u64) -> std::time::Duration {
+    configured.saturating_mul(size.div_ceil(LAZY_DELAY_UNIT).max(1) as u32)
+}
+
 /// Pushes in flight beyond two fanouts' worth (at least 8) turn into
 /// announcements (see `Distributor::try_push`).
 fn max_pushes_in_flight(targets: usize) -> usize {
@@ -494,8 +504,10 @@ impl Distributor {
     async fn pull_missed(self: Arc<Self>, lazy: Vec<Pull>, peer: PeerRef) {
         let mut lazy = lazy;
         let mut delivered = self.tree_deliveries.load(Ordering::Relaxed);
+        let largest = lazy.iter().map(|p| p.size).max().unwrap_or(0);
+        let delay = lazy_delay(self.cfg.lazy_pull_delay_seconds, largest);
         for _ in 0..LAZY_WAITS {
-            tokio::time::sleep(self.cfg.lazy_pull_delay_seconds).await;
+            tokio::time::sleep(delay).await;
             lazy.retain(|p| matches!(self.holds(&p.hash), Ok(false)));
             let now = self.tree_deliveries.load(Ordering::Relaxed);
             if lazy.is_empty() || now == delivered {
@@ -551,5 +563,20 @@ impl Distributor {
         // the other.
         self.tree_link(&sender, TreeLink::Prune);
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn large_transactions_wait_longer_for_the_tree() {
+        let d = Duration::from_millis(250);
+        assert_eq!(lazy_delay(d, 1), d);
+        assert_eq!(lazy_delay(d, 64 * 1024), d);
+        assert_eq!(lazy_delay(d, 100 * 1024), d * 2);
+        assert_eq!(lazy_delay(d, 1024 * 1024), d * 16);
     }
 }

@@ -137,6 +137,14 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
+    /// A tree that opened its own links already (none left).
+    fn seeded() -> Tree {
+        Tree {
+            seeded: true,
+            ..Tree::default()
+        }
+    }
+
     fn ids(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("p{i}")).collect()
     }
@@ -191,10 +199,7 @@ mod tests {
     #[test]
     fn pruned_links_stop_getting_pushes_and_grafted_ones_start() {
         let peers = ids(10);
-        let mut t = Tree {
-            seeded: true,
-            ..Tree::default()
-        };
+        let mut t = seeded();
         t.delivered_new("p1");
         t.delivered_new("p2");
         assert!(t.prune("p1"));
@@ -208,10 +213,7 @@ mod tests {
     #[test]
     fn holders_and_peers_not_live_get_nothing() {
         let peers = ids(6);
-        let mut t = Tree {
-            seeded: true,
-            ..Tree::default()
-        };
+        let mut t = seeded();
         t.delivered_new("p1");
         t.delivered_new("p2");
         t.delivered_new("gone");
@@ -227,10 +229,7 @@ mod tests {
     #[test]
     fn a_node_whose_links_were_all_pruned_seeds_new_ones() {
         let peers = ids(8);
-        let mut t = Tree {
-            seeded: true,
-            ..Tree::default()
-        };
+        let mut t = seeded();
         t.delivered_new("p1");
         t.prune("p1");
         assert_eq!(targets(&mut t, &peers, &[], 0).eager.len(), SEED_LINKS);

@@ -52,6 +52,18 @@ pub struct DiscoverySettings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GossipSettings {
+    /// How transactions spread: `Tree` (the peer's default: a broadcast
+    /// tree with lazy announcements as backup) or `Rounds` (the design's
+    /// announce-and-pull rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<GossipMode>,
+    /// `Tree` mode: peers off the tree told each new transaction's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy_announce_peers: Option<u32>,
+    /// `Tree` mode: how long a lazily announced transaction is waited for
+    /// before it is pulled (`"250ms"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lazy_pull_delay: Option<String>,
     /// Unset: ceil(sqrt(active peers)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = "self >= 1")]
@@ -83,6 +95,12 @@ pub struct QueueSettings {
     pub max_retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum GossipMode {
+    Tree,
+    Rounds,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_norway::{Mapping, Value};
 
 use super::{CONFIG_KEY, DATA_DIR, Net, PEER_PORT, TRUST_DIR, TRUST_KEY};
-use crate::crd::{CommunicationProtocol, PeerSettings};
+use crate::crd::{CommunicationProtocol, GossipMode, PeerSettings};
 use crate::{Result, duration};
 
 /// How many of the first pods the others bootstrap from (never more than
@@ -126,6 +126,15 @@ fn settings_sections(
 
     if let Some(s) = &p.gossip {
         let mut g = Section::new("spec.peer.gossip");
+        if let Some(mode) = s.mode {
+            let name = match mode {
+                GossipMode::Tree => "Tree",
+                GossipMode::Rounds => "Rounds",
+            };
+            g.set("GossipMode", name);
+        }
+        g.opt("LazyAnnouncePeers", &s.lazy_announce_peers);
+        g.dur("LazyPullDelaySeconds", "lazyPullDelay", &s.lazy_pull_delay)?;
         g.opt("FanoutFactor", &s.fanout_factor);
         g.opt("GossipRounds", &s.gossip_rounds);
         g.dur(
@@ -235,7 +244,8 @@ mod tests {
         let mut n = mk_network(3);
         n.spec.peer = serde_json::from_value(serde_json::json!({
             "discovery": {"refreshInterval": "2m", "failureThreshold": 4},
-            "gossip": {"gossipRounds": 5, "transactionCacheTtl": "1h"},
+            "gossip": {"gossipRounds": 5, "transactionCacheTtl": "1h",
+                       "mode": "Rounds", "lazyAnnouncePeers": 3, "lazyPullDelay": "100ms"},
             "queue": {"maxQueueSize": 50, "persistence": false},
             "communication": {"preferredProtocol": "Rest", "retryDelay": "3s"},
         }))
@@ -264,6 +274,10 @@ mod tests {
             ps["TransactionDistribution"]["TransactionCacheTTL"],
             Value::from("1h")
         );
+        let t = &ps["TransactionDistribution"];
+        assert_eq!(t["GossipMode"], Value::from("Rounds"));
+        assert_eq!(t["LazyAnnouncePeers"], Value::from(3));
+        assert_eq!(t["LazyPullDelaySeconds"], Value::from("100ms"));
         assert_eq!(ps["OfflineMode"]["QueuePersistence"], Value::from(false));
         assert_eq!(
             ps["Communication"]["PreferredProtocol"],

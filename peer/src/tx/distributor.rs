@@ -36,8 +36,8 @@ const NEIGHBOUR_REFRESH: std::time::Duration = std::time::Duration::from_millis(
 /// This node's gossip neighbours as last read from the peer table.
 pub(super) struct Neighbours {
     peers: Vec<PeerRef>,
-    /// Live peers at that reading (the fanout depends on their number).
-    live: Vec<PeerRef>,
+    /// Live peers at that reading (the fanout depends on it).
+    live: usize,
     /// Known peers whose circuit is not open, answering pings or not:
     /// broadcast-tree links stay pushed to while their peer may merely
     /// have missed a ping. Skipping a link at one end only would cut the
@@ -156,7 +156,7 @@ impl Distributor {
             tree_deliveries: std::sync::atomic::AtomicU64::new(0),
             neighbours: Mutex::new(Neighbours {
                 peers: Vec::new(),
-                live: Vec::new(),
+                live: 0,
                 reachable: Vec::new(),
                 read: None,
                 rotated: Instant::now(),
@@ -440,7 +440,7 @@ impl Distributor {
                 .filter(|p| kept.contains(&p.id))
                 .cloned()
                 .collect();
-            g.live = live;
+            g.live = ids.len();
             g.read = Some(Instant::now());
         }
         g
@@ -451,7 +451,7 @@ impl Distributor {
     /// `exclude` (peers known to hold the transaction).
     pub(super) fn fanout_targets(&self, exclude: &[String]) -> Vec<PeerRef> {
         let g = self.neighbours();
-        let n = fanout(self.cfg.fanout_factor, g.live.len());
+        let n = fanout(self.cfg.fanout_factor, g.live);
         choose(&g.peers, |p| exclude.contains(&p.id), n, &mut rand::rng())
             .into_iter()
             .cloned()
@@ -482,6 +482,14 @@ impl Distributor {
     /// those peers, so the links carry transactions both ways at once: a
     /// node that has nothing to spread yet must still be reachable.
     pub(super) fn tend_tree(self: &Arc<Self>) -> std::sync::MutexGuard<'_, Neighbours> {
+        let (g, seeds) = self.seed_tree();
+        self.ask_grafts(&g.reachable, &seeds);
+        g
+    }
+
+    /// Opens this node's own tree links if it needs them (see
+    /// `Tree::seed`); returns the neighbours and the new links.
+    fn seed_tree(&self) -> (std::sync::MutexGuard<'_, Neighbours>, Vec<String>) {
         let g = self.neighbours();
         let seeds = {
             let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
@@ -492,8 +500,7 @@ impl Distributor {
                 .set(tree.eager_links() as i64);
             seeds
         };
-        self.ask_grafts(&g.reachable, &seeds);
-        g
+        (g, seeds)
     }
 
     /// Re-asserts every tree link at its other end. Prune and graft travel
@@ -502,9 +509,9 @@ impl Distributor {
     /// it would then never pass transactions across. Asking again closes
     /// such gaps (a redundant link is pruned again by its next duplicate).
     pub(super) fn reassert_tree(self: &Arc<Self>) {
-        let g = self.tend_tree();
-        let links = self.tree_links();
-        self.ask_grafts(&g.reachable, &links);
+        // New seeds are among the links: each is asked once.
+        let (g, _) = self.seed_tree();
+        self.ask_grafts(&g.reachable, &self.tree_links());
     }
 
     fn ask_grafts(self: &Arc<Self>, reachable: &[PeerRef], ids: &[String]) {

@@ -34,6 +34,17 @@ fn lazy_delay(configured: std::time::Duration, size: u64) -> std::time::Duration
     configured.saturating_mul(size.div_ceil(LAZY_DELAY_UNIT).max(1) as u32)
 }
 
+/// The (non-lazy) announcement of a transaction spread in `round`.
+fn announcement(hash: TxHash, size: u64, round: u32, compressible: bool) -> CompactNotification {
+    CompactNotification {
+        hash: hash.to_vec(),
+        size: size as i64,
+        round: round as i32,
+        compressible,
+        lazy: false,
+    }
+}
+
 /// Pushes in flight beyond two fanouts' worth (at least 8) turn into
 /// announcements (see `Distributor::try_push`).
 fn max_pushes_in_flight(targets: usize) -> usize {
@@ -76,13 +87,7 @@ impl Distributor {
                 announce.push(peer);
             }
         }
-        let note = CompactNotification {
-            hash: hash.to_vec(),
-            size: size as i64,
-            round: round as i32,
-            compressible,
-            lazy: false,
-        };
+        let note = announcement(hash, size, round, compressible);
         for peer in announce {
             self.announce_to(&peer, note.clone());
         }
@@ -106,13 +111,7 @@ impl Distributor {
             return;
         }
         self.m.metrics.gossip_rounds.inc();
-        let note = CompactNotification {
-            hash: hash.to_vec(),
-            size: size as i64,
-            round: round as i32,
-            compressible,
-            lazy: false,
-        };
+        let note = announcement(hash, size, round, compressible);
         let max_in_flight = max_pushes_in_flight(targets.eager.len());
         for peer in targets.eager {
             let small = size <= self.cfg.streaming_threshold;
@@ -168,13 +167,7 @@ impl Distributor {
                 async move {
                     if p == Protocol::Rest {
                         // REST has no push: the peer pulls after the notice.
-                        let note = CompactNotification {
-                            hash: hash.to_vec(),
-                            size: len as i64,
-                            round: round as i32,
-                            compressible: false,
-                            lazy: false,
-                        };
+                        let note = announcement(hash, len as u64, round, false);
                         return this.notify_rest(peer, vec![note]).await.map(|()| false);
                     }
                     let req = TransactionPush {

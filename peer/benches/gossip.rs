@@ -252,6 +252,7 @@ async fn run_case(
     let idle_from = (Instant::now(), cpu_seconds());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rate = (cpu_seconds() - idle_from.1) / idle_from.0.elapsed().as_secs_f64();
+    eprintln!("idle network CPU: {:.1}% of one core", idle_rate * 100.0);
     let cpu_from = (Instant::now(), cpu_seconds());
     let before = totals(&nodes);
     let mut submitted: HashMap<TxHash, Instant> = HashMap::new();

@@ -308,6 +308,18 @@ impl PeerTable {
         self.peers.values().filter(|p| p.responsive).count()
     }
 
+    /// A digest of who the peers are, where, and whether they answer; not
+    /// of when they were last seen. Equal digests mean a reading of the
+    /// peer list made for gossip would come out the same.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::BuildHasher;
+        let state = foldhash::fast::FixedState::default();
+        // Summed, so the map's iteration order does not matter.
+        self.peers.values().fold(0u64, |sum, p| {
+            sum.wrapping_add(state.hash_one((&p.peer_id, &p.address, p.port, p.responsive)))
+        })
+    }
+
     pub fn ids(&self) -> Vec<String> {
         self.peers.keys().cloned().collect()
     }
@@ -348,6 +360,31 @@ mod tests {
             last_seen: 0,
             capabilities: Capabilities::default(),
         }
+    }
+
+    #[test]
+    fn the_fingerprint_follows_membership_and_responsiveness_not_contact_times() {
+        let mut t = mk_table();
+        let empty = t.fingerprint();
+        t.merge(&mk_peer("a", 1), Source::Direct, 1);
+        t.merge(&mk_peer("b", 2), Source::Direct, 1);
+        let two = t.fingerprint();
+        assert_ne!(two, empty);
+        t.record_success("a", 50);
+        t.record_success("b", 60);
+        let answering = t.fingerprint();
+        t.record_success("a", 99);
+        assert_eq!(
+            t.fingerprint(),
+            answering,
+            "a later contact changes nothing"
+        );
+        t.record_failure("a", 100);
+        assert_ne!(t.fingerprint(), answering, "a stopped answering");
+        t.record_success("a", 101);
+        assert_eq!(t.fingerprint(), answering);
+        t.remove("b");
+        assert_ne!(t.fingerprint(), answering);
     }
 
     #[test]

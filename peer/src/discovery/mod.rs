@@ -320,6 +320,11 @@ impl Membership {
         table.list(usize::MAX, None).into_iter().cloned().collect()
     }
 
+    /// See `PeerTable::fingerprint`.
+    pub fn fingerprint(&self) -> u64 {
+        self.lock().fingerprint()
+    }
+
     pub fn get(&self, peer_id: &str) -> Option<PeerRecord> {
         self.lock().get(peer_id).cloned()
     }

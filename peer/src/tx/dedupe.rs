@@ -126,8 +126,17 @@ struct Bloom {
 impl Bloom {
     fn new(bits: u64) -> Self {
         let bits = bits.max(1);
+        let mut words = vec![0u64; bits.div_ceil(64) as usize];
+        // A zeroed allocation is mapped lazily: without touching every page
+        // now, each of the first thousand or so inserts would take a
+        // copy-on-write fault (and a TLB flush on every core) for its
+        // probes. One write per page, through `black_box` so it is not
+        // optimised away as a store of zero into zeroed memory.
+        for w in words.iter_mut().step_by(512) {
+            *std::hint::black_box(w) = 0;
+        }
         Self {
-            words: vec![0; bits.div_ceil(64) as usize],
+            words,
             bits,
             ones: 0,
         }

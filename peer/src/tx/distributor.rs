@@ -3,7 +3,6 @@
 //! the offline queue. Spreading lives in `spread.rs`, anti-entropy and the
 //! queue flush in `sync.rs`.
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,7 +15,7 @@ use super::hot::HotCache;
 use super::net::{TxClients, max_message_bytes, worth_compressing};
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
-use super::tree::{Tree, TreeTargets};
+use super::tree::{LazyNotices, Tree, TreeTargets};
 use crate::clock::now_ms;
 use crate::config::{OfflineModeConfig, TransactionDistributionConfig};
 use crate::discovery::Membership;
@@ -44,6 +43,9 @@ pub(super) struct Neighbours {
     /// tree for every transaction coming from that side.
     reachable: Vec<PeerRef>,
     read: Option<Instant>,
+    /// The peer table's fingerprint and the open circuits at that reading:
+    /// while both stay the same, the reading is kept.
+    source: Option<(u64, Vec<String>)>,
     rotated: Instant,
 }
 
@@ -94,9 +96,8 @@ pub struct Distributor {
     /// Serialises queue flushes.
     pub(super) flushing: tokio::sync::Mutex<()>,
     pub(super) hot: Mutex<HotCache>,
-    /// Pushes received, and new transactions that arrived from peers other
-    /// than by repair (tree mode: a sign the tree reaches this node).
-    pub(super) tree_deliveries: std::sync::atomic::AtomicU64,
+    /// Lazy notices and the tree's late arrivals (see `pull_missed`).
+    pub(super) lazy_notices: Mutex<LazyNotices>,
     /// Eager pushes under way (see `spread`).
     pub(super) pushes_in_flight: std::sync::atomic::AtomicUsize,
     neighbours: Mutex<Neighbours>,
@@ -153,12 +154,13 @@ impl Distributor {
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
             pushes_in_flight: std::sync::atomic::AtomicUsize::new(0),
-            tree_deliveries: std::sync::atomic::AtomicU64::new(0),
+            lazy_notices: Mutex::new(LazyNotices::default()),
             neighbours: Mutex::new(Neighbours {
                 peers: Vec::new(),
                 live: 0,
                 reachable: Vec::new(),
                 read: None,
+                source: None,
                 rotated: Instant::now(),
             }),
             tree: Mutex::new(Tree::default()),
@@ -301,7 +303,7 @@ impl Distributor {
             && round != REPAIR_ROUND
         {
             self.tree_link(f, TreeLink::DeliveredNew);
-            self.tree_deliveries.fetch_add(1, Ordering::Relaxed);
+            self.tree_arrival(&hash, size);
         }
         // Relays forward before their own commit; the origin's answer to
         // its client still waits for the commit below. On the tree a
@@ -335,7 +337,14 @@ impl Distributor {
             metrics.bandwidth_received.inc_by(size);
         } else {
             self.store.insert(hash, data.to_vec(), now_ms()).await?;
-            if !spreads {
+            // No spreading, or the first send succeeded before the commit
+            // (its mark may have reached the writer ahead of the row).
+            let sent = !self
+                .submitted_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&hash);
+            if !spreads || sent {
                 self.store.mark_distributed(&[hash])?;
             }
         }
@@ -387,7 +396,7 @@ impl Distributor {
     /// Peers to gossip with: those that answer, with their URLs.
     /// Responsive peers whose circuit is not open.
     pub(super) fn live_peers(&self) -> Vec<PeerRef> {
-        self.reachable_peers()
+        self.reachable_peers(&self.clients.comm.open_circuits())
             .into_iter()
             .filter_map(|(p, responsive)| responsive.then_some(p))
             .collect()
@@ -395,8 +404,7 @@ impl Distributor {
 
     /// Every known peer whose circuit is not open, and whether it answered
     /// its last ping.
-    fn reachable_peers(&self) -> Vec<(PeerRef, bool)> {
-        let open = self.clients.comm.open_circuits();
+    fn reachable_peers(&self, open: &[String]) -> Vec<(PeerRef, bool)> {
         self.m
             .records()
             .into_iter()
@@ -415,12 +423,22 @@ impl Distributor {
     }
 
     /// This node's gossip neighbours and live peers, read again from the
-    /// peer table when the last reading is older than `NEIGHBOUR_REFRESH`.
+    /// peer table when the last reading is older than `NEIGHBOUR_REFRESH`
+    /// and the table or the open circuits changed since (or the neighbours
+    /// are due to rotate). A reading copies every peer record: done per
+    /// transaction it was a tenth of a 100-node network's CPU.
     fn neighbours(&self) -> std::sync::MutexGuard<'_, Neighbours> {
         let mut g = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
         let stale = g.read.is_none_or(|t| t.elapsed() >= NEIGHBOUR_REFRESH);
-        if stale || g.peers.is_empty() {
-            let reachable = self.reachable_peers();
+        if !stale && !g.peers.is_empty() {
+            return g;
+        }
+        let source = (self.m.fingerprint(), self.clients.comm.open_circuits());
+        let due = g.rotated.elapsed() >= NEIGHBOUR_ROTATION;
+        g.read = Some(Instant::now());
+        if g.peers.is_empty() || due || g.source.as_ref() != Some(&source) {
+            let reachable = self.reachable_peers(&source.1);
+            g.source = Some(source);
             let live: Vec<PeerRef> = reachable
                 .iter()
                 .filter(|(_, responsive)| *responsive)
@@ -428,20 +446,18 @@ impl Distributor {
                 .collect();
             g.reachable = reachable.into_iter().map(|(p, _)| p).collect();
             let ids: Vec<String> = live.iter().map(|p| p.id.clone()).collect();
-            let rotate = g.rotated.elapsed() >= NEIGHBOUR_ROTATION;
-            if rotate {
+            if due {
                 g.rotated = Instant::now();
             }
             let want = fanout(self.cfg.fanout_factor, ids.len()) * 2;
             let current: Vec<String> = g.peers.iter().map(|p| p.id.clone()).collect();
-            let kept = neighbours(&current, &ids, want, rotate, &mut rand::rng());
+            let kept = neighbours(&current, &ids, want, due, &mut rand::rng());
             g.peers = live
                 .iter()
                 .filter(|p| kept.contains(&p.id))
                 .cloned()
                 .collect();
             g.live = ids.len();
-            g.read = Some(Instant::now());
         }
         g
     }

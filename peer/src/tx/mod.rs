@@ -9,5 +9,7 @@ mod pull;
 pub mod queue;
 mod spread;
 pub mod store;
+mod store_index;
+mod store_writer;
 mod sync;
 mod tree;

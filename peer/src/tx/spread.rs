@@ -2,6 +2,7 @@
 //! batched hash announcements to the rest, and the receiver's pull.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use sorcha_proto::transaction::{
     CompactNotification, NotificationBatch, TransactionNotification, TransactionPush,
@@ -13,6 +14,7 @@ use super::gossip::{PushRule, split_push};
 use super::net::{Gzip, status_err};
 use super::pull::Pull;
 use super::store::{TxHash, hash_of, to_hex};
+use super::tree::LazyNotices;
 use crate::comm::{Op, Protocol};
 use crate::events::EventKind;
 use crate::{Error, Result};
@@ -21,7 +23,8 @@ use crate::{Error, Result};
 const MAX_BATCH: usize = 1024;
 
 /// Most `LazyPullDelaySeconds` a lazy notice waits for the tree while the
-/// tree keeps delivering other transactions (a busy node, not a cut one).
+/// tree keeps delivering other transactions late (a busy node, not a cut
+/// one).
 const LAZY_WAITS: usize = 8;
 
 /// Transactions up to this size wait `LazyPullDelaySeconds` for the tree;
@@ -400,17 +403,27 @@ impl Distributor {
     fn sent(&self, peer: &PeerRef, hashes: &[TxHash], result: Result<()>) {
         match result {
             Ok(()) => {
-                if let Err(e) = self.store.mark_distributed(hashes) {
-                    self.m.events.record(EventKind::Error, None, e.to_string());
-                }
+                // Only this node's own submissions wait for a first send:
+                // marking relayed copies (stored as distributed) would
+                // cost the writer thread a wake-up per send for nothing.
                 let mut submitted = self.submitted_at.lock().unwrap_or_else(|e| e.into_inner());
-                for h in hashes {
-                    if let Some(t) = submitted.remove(h) {
-                        self.m
-                            .metrics
-                            .tx_distribution_latency
-                            .observe(t.elapsed().as_secs_f64());
-                    }
+                let firsts: Vec<TxHash> = hashes
+                    .iter()
+                    .filter(|h| match submitted.remove(*h) {
+                        Some(t) => {
+                            self.m
+                                .metrics
+                                .tx_distribution_latency
+                                .observe(t.elapsed().as_secs_f64());
+                            true
+                        }
+                        None => self.store.awaits_first_send(h),
+                    })
+                    .copied()
+                    .collect();
+                drop(submitted);
+                if let Err(e) = self.store.mark_distributed(&firsts) {
+                    self.m.events.record(EventKind::Error, None, e.to_string());
                 }
             }
             Err(e) => {
@@ -467,6 +480,7 @@ impl Distributor {
             // A lazy notice is a backup: the tree should bring the
             // transaction meanwhile.
             if n.lazy && self.tree_mode() {
+                self.lazy_notices().heard(hash, Instant::now());
                 lazy.push(pull);
                 continue;
             }
@@ -490,23 +504,43 @@ impl Distributor {
         Ok(wanted)
     }
 
+    fn lazy_notices(&self) -> std::sync::MutexGuard<'_, LazyNotices> {
+        self.lazy_notices.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tree brought `hash` (see `LazyNotices`).
+    pub(super) fn tree_arrival(&self, hash: &TxHash, size: u64) {
+        let delay = lazy_delay(self.cfg.lazy_pull_delay_seconds, size);
+        self.lazy_notices().arrived(hash, Instant::now(), delay);
+    }
+
     /// After `LazyPullDelaySeconds`, pulls what lazy announcements named
     /// and the tree has not brought, grafting `peer` into the tree. While
-    /// pushes keep arriving the node is connected and merely busy, so it waits again (up to `LAZY_WAITS` delays)
-    /// rather than fetch a copy that is on its way.
+    /// the tree brings other transactions late, this node is connected but
+    /// behind, so it waits again (up to `LAZY_WAITS` delays) rather than
+    /// fetch a copy that is on its way. Without late arrivals it does not:
+    /// at light load the tree delivers within a few hops' time, and waiting
+    /// again only because later transactions keep arriving held a cut-off
+    /// node's copy back for seconds.
     async fn pull_missed(self: Arc<Self>, lazy: Vec<Pull>, peer: PeerRef) {
         let mut lazy = lazy;
-        let mut delivered = self.tree_deliveries.load(Ordering::Relaxed);
+        let mut late = self.lazy_notices().late();
         let largest = lazy.iter().map(|p| p.size).max().unwrap_or(0);
         let delay = lazy_delay(self.cfg.lazy_pull_delay_seconds, largest);
         for _ in 0..LAZY_WAITS {
             tokio::time::sleep(delay).await;
             lazy.retain(|p| matches!(self.holds(&p.hash), Ok(false)));
-            let now = self.tree_deliveries.load(Ordering::Relaxed);
-            if lazy.is_empty() || now == delivered {
+            let now = self.lazy_notices().late();
+            if lazy.is_empty() || now == late {
                 break;
             }
-            delivered = now;
+            late = now;
+        }
+        {
+            let mut notices = self.lazy_notices();
+            for p in &lazy {
+                notices.forget(&p.hash);
+            }
         }
         let pulls: Vec<Pull> = lazy
             .into_iter()
@@ -530,10 +564,9 @@ impl Distributor {
             compressible,
         } = push;
         self.check_size(data.len() as u64)?;
-        // Any push, new or not, shows the tree reaches this node (see
-        // `pull_missed`).
-        self.tree_deliveries.fetch_add(1, Ordering::Relaxed);
         let hash = hash_of(&data);
+        // New or not, a push is the tree's delivery (see `pull_missed`).
+        self.tree_arrival(&hash, data.len() as u64);
         let new = if self.holds(&hash)? {
             self.m.metrics.tx_duplicates.inc();
             false

@@ -12,15 +12,17 @@
 //! loss took. On a shared disk, 100 nodes syncing every relayed copy were
 //! what spreading waited on.
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use super::group_commit;
-
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+
+use super::group_commit;
+use super::store_index::{Entry, HashIndex};
+use super::store_writer::{Commits, Write, Writer};
 
 use crate::{Error, Result};
 
@@ -45,13 +47,13 @@ pub fn parse_hex(s: &str) -> Option<TxHash> {
     Some(out)
 }
 
-/// Rows are appended in arrival order (rowid) and found by the `hash`
-/// index: a random 32-byte primary key with the bytes inline would make
-/// every insert dirty a random leaf page of the whole table.
+/// Rows are appended in arrival order (rowid). `hash` has no SQLite index
+/// (see `store_index`): it is unique because the writer checks the
+/// in-memory index before every insert.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS transactions (
   id INTEGER PRIMARY KEY,
-  hash BLOB NOT NULL UNIQUE,
+  hash BLOB NOT NULL,
   data BLOB NOT NULL,
   size INTEGER NOT NULL,
   received_at INTEGER NOT NULL,
@@ -63,10 +65,11 @@ CREATE INDEX IF NOT EXISTS idx_tx_received_at ON transactions(received_at);
 CREATE INDEX IF NOT EXISTS idx_tx_undistributed ON transactions(distributed) WHERE distributed = 0;
 ";
 
-/// Moves a store written by the first layout (hash as a `WITHOUT ROWID`
-/// primary key) into the current one, keeping every row.
-const MIGRATE_FROM_HASH_KEYED: &str = "
-ALTER TABLE transactions RENAME TO transactions_hash_keyed;
+/// Earlier layouts, moved into the current one keeping every row: the
+/// first keyed rows by hash (`WITHOUT ROWID`), the second kept a `UNIQUE`
+/// SQLite index on it.
+const SET_OLD_TABLE_ASIDE: &str = "
+ALTER TABLE transactions RENAME TO transactions_old;
 DROP INDEX IF EXISTS idx_tx_received_at;
 DROP INDEX IF EXISTS idx_tx_undistributed;
 ";
@@ -80,50 +83,60 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         )
         .optional()?;
     let tx = conn.transaction()?;
-    if old_layout.is_some_and(|sql| sql.contains("WITHOUT ROWID")) {
-        tx.execute_batch(MIGRATE_FROM_HASH_KEYED)?;
-        tx.execute_batch(SCHEMA)?;
-        tx.execute_batch(
+    let copy = match old_layout.as_deref() {
+        Some(sql) if sql.contains("WITHOUT ROWID") => Some(
             "INSERT INTO transactions(hash, data, size, received_at, distributed)
                SELECT hash, data, size, received_at, distributed
-               FROM transactions_hash_keyed ORDER BY received_at;
-             DROP TABLE transactions_hash_keyed;",
-        )?;
+               FROM transactions_old ORDER BY received_at;",
+        ),
+        Some(sql) if sql.contains("UNIQUE") => Some(
+            "INSERT INTO transactions(id, hash, data, size, received_at, distributed)
+               SELECT id, hash, data, size, received_at, distributed FROM transactions_old;",
+        ),
+        _ => None,
+    };
+    if let Some(copy) = copy {
+        tx.execute_batch(SET_OLD_TABLE_ASIDE)?;
+        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(copy)?;
+        tx.execute_batch("DROP TABLE transactions_old;")?;
     } else {
         tx.execute_batch(SCHEMA)?;
     }
     tx.commit()
 }
 
-/// Work for the writer thread. Only it writes, so no caller ever waits on
-/// SQLite's write lock (a blocked async worker would stall the node).
-enum Write {
-    Insert {
-        hash: TxHash,
-        data: Vec<u8>,
-        received_at: i64,
-        /// From a peer: stored as distributed, and committed without a sync.
-        relayed: bool,
-        done: oneshot::Sender<Result<bool>>,
-    },
-    MarkDistributed(Vec<TxHash>),
-    Prune {
-        before: i64,
-    },
+/// The index over every stored row. `length(data)` is read from the row
+/// header, so large transactions' overflow pages are not read.
+fn load_index(conn: &Connection) -> rusqlite::Result<HashIndex> {
+    let mut st =
+        conn.prepare("SELECT hash, id, length(data), distributed FROM transactions ORDER BY id")?;
+    let rows = st
+        .query_map([], |r| {
+            let raw: Vec<u8> = r.get(0)?;
+            let entry = Entry {
+                id: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                distributed: r.get(3)?,
+            };
+            Ok((raw, entry))
+        })?
+        .filter_map(|row| match row {
+            Ok((raw, entry)) => TxHash::try_from(raw.as_slice())
+                .ok()
+                .map(|hash| Ok((hash, entry))),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(HashIndex::from_rows(rows))
 }
 
 pub struct TxStore {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Write>>,
     reader: Mutex<Connection>,
+    index: Arc<HashIndex>,
     commits: Arc<Commits>,
-}
-
-/// Commits made, by whether they were synced to the disk.
-#[derive(Debug, Default)]
-pub struct Commits {
-    pub synced: AtomicU64,
-    pub unsynced: AtomicU64,
 }
 
 /// Metadata of a stored transaction.
@@ -163,11 +176,13 @@ impl TxStore {
         };
         let writer_conn = open_conn(&path).map_err(err)?;
         let reader = open_conn(&path).map_err(err)?;
+        let index = Arc::new(load_index(&reader).map_err(err)?);
         let label = path.display().to_string();
         let mut writer = Writer {
             conn: writer_conn,
             synced: true,
             commits: Arc::new(Commits::default()),
+            index: index.clone(),
         };
         let commits = writer.commits.clone();
         let tx = group_commit::spawn("tx-writer", move |batch| writer.write_batch(batch, &label))
@@ -179,6 +194,7 @@ impl TxStore {
             path,
             writer: Mutex::new(tx),
             reader: Mutex::new(reader),
+            index,
             commits,
         })
     }
@@ -251,44 +267,37 @@ impl TxStore {
     }
 
     pub fn contains(&self, hash: &TxHash) -> Result<bool> {
-        self.read(|c| {
-            c.prepare_cached("SELECT 1 FROM transactions WHERE hash = ?1")?
-                .exists([&hash[..]])
-        })
+        Ok(self.index.contains(hash))
     }
 
     /// `contains` for many under one lock: per hash, whether it is stored.
     pub fn contains_each(&self, hashes: &[TxHash]) -> Result<Vec<bool>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached("SELECT 1 FROM transactions WHERE hash = ?1")?;
-            hashes.iter().map(|h| st.exists([&h[..]])).collect()
-        })
+        Ok(self.index.contains_each(hashes))
     }
 
     pub fn get(&self, hash: &TxHash) -> Result<Option<Vec<u8>>> {
+        let Some(entry) = self.index.get(hash) else {
+            return Ok(None);
+        };
+        // None if pruned since the index was read.
         self.read(|c| {
-            c.prepare_cached("SELECT data FROM transactions WHERE hash = ?1")?
-                .query_row([&hash[..]], |r| r.get(0))
+            c.prepare_cached("SELECT data FROM transactions WHERE id = ?1")?
+                .query_row([entry.id], |r| r.get(0))
                 .optional()
         })
+    }
+
+    /// Stored here as a submission that no peer has received yet.
+    pub fn awaits_first_send(&self, hash: &TxHash) -> bool {
+        self.index.get(hash).is_some_and(|e| !e.distributed)
     }
 
     pub fn size_of(&self, hash: &TxHash) -> Result<Option<u64>> {
-        self.read(|c| {
-            c.prepare_cached("SELECT size FROM transactions WHERE hash = ?1")?
-                .query_row([&hash[..]], |r| r.get::<_, i64>(0))
-                .optional()
-                .map(|size| size.map(|s| s as u64))
-        })
+        Ok(self.index.get(hash).map(|e| e.size))
     }
 
     pub fn count(&self) -> Result<u64> {
-        self.read(|c| {
-            c.query_row("SELECT COUNT(*) FROM transactions", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n as u64)
-        })
+        Ok(self.index.len() as u64)
     }
 
     /// Transactions received at or after `since` (Unix ms), oldest first.
@@ -338,105 +347,6 @@ fn meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxMeta> {
         received_at: r.get(2)?,
         distributed: r.get(3)?,
     })
-}
-
-/// The writer thread's connection and its current sync mode.
-struct Writer {
-    conn: Connection,
-    /// Whether `synchronous` is FULL now (it is switched per commit).
-    synced: bool,
-    commits: Arc<Commits>,
-}
-
-impl Writer {
-    /// Commits one batch and answers its inserts.
-    fn write_batch(&mut self, batch: Vec<Write>, label: &str) {
-        let result = self.apply(&batch);
-        let inserts = batch.into_iter().filter_map(|w| match w {
-            Write::Insert { done, .. } => Some(done),
-            _ => None,
-        });
-        match result {
-            Ok(fresh) => {
-                for (done, new) in inserts.zip(fresh) {
-                    let _ = done.send(Ok(new));
-                }
-            }
-            Err(e) => {
-                tracing::error!(path = %label, error = %e, "transaction store write failed");
-                for done in inserts {
-                    let _ = done.send(Err(Error::StoreWrite {
-                        path: label.to_owned(),
-                        message: e.to_string(),
-                    }));
-                }
-            }
-        }
-    }
-
-    /// One transaction for the batch, synced if it holds a submission; per
-    /// insert, whether it was new.
-    fn apply(&mut self, batch: &[Write]) -> rusqlite::Result<Vec<bool>> {
-        let sync = batch
-            .iter()
-            .any(|w| matches!(w, Write::Insert { relayed: false, .. }));
-        if sync != self.synced {
-            let mode = if sync { "FULL" } else { "NORMAL" };
-            self.conn.pragma_update(None, "synchronous", mode)?;
-            self.synced = sync;
-        }
-        let tx = self.conn.transaction()?;
-        let mut fresh = Vec::new();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO transactions(hash, data, size, received_at, distributed) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut mark = tx.prepare_cached(
-                "UPDATE transactions SET distributed = 1 WHERE hash = ?1 AND distributed = 0",
-            )?;
-            for w in batch {
-                match w {
-                    Write::Insert {
-                        hash,
-                        data,
-                        received_at,
-                        relayed,
-                        ..
-                    } => {
-                        let n = insert.execute(params![
-                            &hash[..],
-                            data,
-                            data.len() as i64,
-                            received_at,
-                            relayed
-                        ])?;
-                        // Already stored as an undistributed submission and
-                        // now back from a peer: it is out in the network.
-                        if n == 0 && *relayed {
-                            mark.execute([&hash[..]])?;
-                        }
-                        fresh.push(n == 1);
-                    }
-                    Write::MarkDistributed(hashes) => {
-                        for hash in hashes {
-                            mark.execute([&hash[..]])?;
-                        }
-                    }
-                    Write::Prune { before } => {
-                        tx.execute("DELETE FROM transactions WHERE received_at < ?1", [before])?;
-                    }
-                }
-            }
-        }
-        tx.commit()?;
-        let counter = if sync {
-            &self.commits.synced
-        } else {
-            &self.commits.unsynced
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        Ok(fresh)
-    }
 }
 
 #[cfg(test)]
@@ -500,6 +410,8 @@ mod tests {
             assert_eq!(s.commits(), (0, 1), "a relayed copy is not synced");
             assert!(s.insert(hash_of(&own), own.clone(), 2).await.unwrap());
             assert_eq!(s.commits(), (1, 1), "a submission is synced");
+            assert!(s.awaits_first_send(&hash_of(&own)));
+            assert!(!s.awaits_first_send(&hash_of(&relayed)));
         }
         let s = TxStore::open(dir.path()).unwrap();
         assert_eq!(s.get(&hash_of(&relayed)).unwrap(), Some(relayed));
@@ -510,7 +422,12 @@ mod tests {
             "only the submission awaits its first send"
         );
         // The submission coming back from a peer marks the stored row.
-        assert!(!s.insert_relayed(hash_of(&own), own, 4).await.unwrap());
+        assert!(
+            !s.insert_relayed(hash_of(&own), own.clone(), 4)
+                .await
+                .unwrap()
+        );
+        assert!(!s.awaits_first_send(&hash_of(&own)));
         assert_eq!(s.commits(), (0, 1));
         assert!(s.undistributed().unwrap().is_empty());
         assert_eq!(s.count().unwrap(), 2);
@@ -550,7 +467,7 @@ mod tests {
             for (i, d) in [b"one".as_slice(), b"two"].iter().enumerate() {
                 c.execute(
                     "INSERT INTO transactions VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![&hash_of(d)[..], d, d.len() as i64, i as i64, i as i64],
+                    rusqlite::params![&hash_of(d)[..], d, d.len() as i64, i as i64, i as i64],
                 )
                 .unwrap();
             }
@@ -566,6 +483,71 @@ mod tests {
         );
         assert!(!s.insert(hash_of(b"one"), b"one".to_vec(), 4).await.unwrap());
         assert_eq!(s.count().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_store_with_a_unique_hash_index_is_migrated_keeping_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join(TRANSACTIONS_DB)).unwrap();
+            c.execute_batch(
+                "CREATE TABLE transactions (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,
+                   data BLOB NOT NULL, size INTEGER NOT NULL, received_at INTEGER NOT NULL,
+                   distributed INTEGER NOT NULL DEFAULT 0);
+                 CREATE INDEX idx_tx_received_at ON transactions(received_at);",
+            )
+            .unwrap();
+            for (i, d) in [b"one".as_slice(), b"two"].iter().enumerate() {
+                c.execute(
+                    "INSERT INTO transactions VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![
+                        10 + i as i64,
+                        &hash_of(d)[..],
+                        d,
+                        d.len() as i64,
+                        i as i64,
+                        1
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let s = TxStore::open(dir.path()).unwrap();
+        let sql: String = s
+            .read(|c| {
+                c.query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'transactions'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert!(!sql.contains("UNIQUE"), "{sql}");
+        assert_eq!(s.index.get(&hash_of(b"two")).unwrap().id, 11);
+        assert_eq!(s.get(&hash_of(b"one")).unwrap(), Some(b"one".to_vec()));
+        assert!(!s.insert(hash_of(b"two"), b"two".to_vec(), 5).await.unwrap());
+        assert_eq!(s.count().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn pruned_transactions_leave_the_index_and_can_be_stored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TxStore::open(dir.path()).unwrap();
+        let old = b"old".to_vec();
+        assert!(s.insert(hash_of(&old), old.clone(), 1).await.unwrap());
+        s.prune(2).unwrap();
+        // Queued behind the prune, in the same batch or the next.
+        assert!(s.insert(hash_of(&old), old.clone(), 3).await.unwrap());
+        assert_eq!(s.get(&hash_of(&old)).unwrap(), Some(old.clone()));
+        s.prune(4).unwrap();
+        s.insert(hash_of(b"new"), b"new".to_vec(), 5).await.unwrap();
+        assert!(!s.contains(&hash_of(&old)).unwrap());
+        assert_eq!(s.get(&hash_of(&old)).unwrap(), None);
+        assert_eq!(s.size_of(&hash_of(b"new")).unwrap(), Some(3));
+        drop(s);
+        let s = TxStore::open(dir.path()).unwrap();
+        assert_eq!(s.count().unwrap(), 1, "the index is rebuilt from the table");
+        assert!(s.contains(&hash_of(b"new")).unwrap());
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! each node once, one message per hop and no pull round trip. A node
 //! that misses one because the tree broke hears its hash from a lazy
 //! announcement, pulls it after a delay and grafts the announcer back in.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use super::gossip::choose;
+use super::store::TxHash;
 
 /// Eager links a node opens to random neighbours when it first spreads a
 /// transaction, and again whenever every link it had was pruned or
@@ -131,6 +133,50 @@ impl Tree {
     }
 }
 
+/// Lazy notices of transactions not yet held, and how many of those the
+/// tree brought a lazy delay or more after their notice. Such late
+/// arrivals mean the tree reaches this node but is behind (a busy node),
+/// so a lazy notice waits again before pulling; without them a missing
+/// transaction is missing (see `Distributor::pull_missed`).
+#[derive(Debug, Default)]
+pub struct LazyNotices {
+    heard: HashMap<TxHash, Instant>,
+    late: u64,
+}
+
+impl LazyNotices {
+    /// Most notices remembered; all are dropped when full (a forgotten
+    /// notice only goes uncounted).
+    pub const MAX: usize = 65_536;
+
+    /// A lazy notice named `hash` (the first one counts).
+    pub fn heard(&mut self, hash: TxHash, now: Instant) {
+        if self.heard.len() >= Self::MAX {
+            self.heard.clear();
+        }
+        self.heard.entry(hash).or_insert(now);
+    }
+
+    /// The tree brought `hash`, whose lazy delay is `delay`.
+    pub fn arrived(&mut self, hash: &TxHash, now: Instant, delay: Duration) {
+        if let Some(t) = self.heard.remove(hash)
+            && now.duration_since(t) >= delay
+        {
+            self.late += 1;
+        }
+    }
+
+    /// Stops watching `hash` (pulled instead: not the tree's delivery).
+    pub fn forget(&mut self, hash: &TxHash) {
+        self.heard.remove(hash);
+    }
+
+    /// Late arrivals so far.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +279,25 @@ mod tests {
         t.delivered_new("p1");
         t.prune("p1");
         assert_eq!(targets(&mut t, &peers, &[], 0).eager.len(), SEED_LINKS);
+    }
+
+    #[test]
+    fn only_transactions_arriving_a_delay_after_their_notice_count_as_late() {
+        let (t0, delay) = (Instant::now(), Duration::from_millis(250));
+        let mut n = LazyNotices::default();
+        n.heard([1; 32], t0);
+        n.heard([2; 32], t0);
+        n.heard([3; 32], t0);
+        n.heard([1; 32], t0 + delay); // a second notice: the first counts
+        n.arrived(&[1; 32], t0 + delay / 2, delay);
+        assert_eq!(n.late(), 0, "on time");
+        n.arrived(&[2; 32], t0 + delay, delay);
+        assert_eq!(n.late(), 1);
+        n.arrived(&[2; 32], t0 + delay * 3, delay);
+        n.arrived(&[9; 32], t0 + delay * 3, delay);
+        assert_eq!(n.late(), 1, "a copy again, or never noticed: not counted");
+        n.forget(&[3; 32]);
+        n.arrived(&[3; 32], t0 + delay * 3, delay);
+        assert_eq!(n.late(), 1, "pulled, so not the tree's delivery");
     }
 }

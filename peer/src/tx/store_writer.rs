@@ -1,0 +1,179 @@
+//! The store's writer thread: the only connection that writes, committing
+//! each batch the group-commit thread hands it as one SQLite transaction.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::store::TxHash;
+use super::store_index::{Changes, Entry, HashIndex};
+use crate::{Error, Result};
+
+/// Work for the writer thread. Only it writes, so no caller ever waits on
+/// SQLite's write lock (a blocked async worker would stall the node).
+pub enum Write {
+    Insert {
+        hash: TxHash,
+        data: Vec<u8>,
+        received_at: i64,
+        /// From a peer: stored as distributed, and committed without a sync.
+        relayed: bool,
+        done: oneshot::Sender<Result<bool>>,
+    },
+    MarkDistributed(Vec<TxHash>),
+    Prune {
+        before: i64,
+    },
+}
+
+/// Commits made, by whether they were synced to the disk.
+#[derive(Debug, Default)]
+pub struct Commits {
+    pub synced: AtomicU64,
+    pub unsynced: AtomicU64,
+}
+
+/// The writer thread's connection and its current sync mode.
+pub struct Writer {
+    pub conn: Connection,
+    /// Whether `synchronous` is FULL now (it is switched per commit).
+    pub synced: bool,
+    pub commits: Arc<Commits>,
+    pub index: Arc<HashIndex>,
+}
+
+impl Writer {
+    /// Commits one batch, publishes it to the index, then answers its
+    /// inserts (so a caller that was told "stored" finds it at once).
+    pub fn write_batch(&mut self, batch: Vec<Write>, label: &str) {
+        let result = self.apply(&batch);
+        let inserts = batch.into_iter().filter_map(|w| match w {
+            Write::Insert { done, .. } => Some(done),
+            _ => None,
+        });
+        match result {
+            Ok((fresh, changes)) => {
+                self.index.apply(changes);
+                for (done, new) in inserts.zip(fresh) {
+                    let _ = done.send(Ok(new));
+                }
+            }
+            Err(e) => {
+                tracing::error!(path = %label, error = %e, "transaction store write failed");
+                for done in inserts {
+                    let _ = done.send(Err(Error::StoreWrite {
+                        path: label.to_owned(),
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// One transaction for the batch, synced if it holds a submission; per
+    /// insert, whether it was new, and the batch's index changes.
+    fn apply(&mut self, batch: &[Write]) -> rusqlite::Result<(Vec<bool>, Changes)> {
+        let sync = batch
+            .iter()
+            .any(|w| matches!(w, Write::Insert { relayed: false, .. }));
+        if sync != self.synced {
+            let mode = if sync { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.synced = sync;
+        }
+        let index = &self.index;
+        let mut changes = Changes::default();
+        let tx = self.conn.transaction()?;
+        let mut fresh = Vec::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO transactions(hash, data, size, received_at, distributed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut mark =
+                tx.prepare_cached("UPDATE transactions SET distributed = 1 WHERE id = ?1")?;
+            let mut prune = tx
+                .prepare_cached("DELETE FROM transactions WHERE received_at < ?1 RETURNING hash")?;
+            for w in batch {
+                match w {
+                    Write::Insert {
+                        hash,
+                        data,
+                        received_at,
+                        relayed,
+                        ..
+                    } => match changes.get(index, hash) {
+                        // Already stored as an undistributed submission and
+                        // now back from a peer: it is out in the network.
+                        Some(stored) => {
+                            if *relayed && !stored.distributed {
+                                mark.execute([stored.id])?;
+                                changes.add(
+                                    *hash,
+                                    Entry {
+                                        distributed: true,
+                                        ..stored
+                                    },
+                                );
+                            }
+                            fresh.push(false);
+                        }
+                        None => {
+                            let size = data.len() as u64;
+                            insert.execute(params![
+                                &hash[..],
+                                data,
+                                size as i64,
+                                received_at,
+                                relayed
+                            ])?;
+                            let id = tx.last_insert_rowid();
+                            let distributed = *relayed;
+                            changes.add(
+                                *hash,
+                                Entry {
+                                    id,
+                                    size,
+                                    distributed,
+                                },
+                            );
+                            fresh.push(true);
+                        }
+                    },
+                    Write::MarkDistributed(hashes) => {
+                        for hash in hashes {
+                            if let Some(stored) = changes.get(index, hash)
+                                && !stored.distributed
+                            {
+                                mark.execute([stored.id])?;
+                                changes.add(
+                                    *hash,
+                                    Entry {
+                                        distributed: true,
+                                        ..stored
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    Write::Prune { before } => {
+                        let gone = prune.query_map([before], |r| r.get::<_, Vec<u8>>(0))?;
+                        for raw in gone {
+                            if let Ok(hash) = TxHash::try_from(raw?.as_slice()) {
+                                changes.remove(hash);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        let counter = if sync {
+            &self.commits.synced
+        } else {
+            &self.commits.unsynced
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok((fresh, changes))
+    }
+}

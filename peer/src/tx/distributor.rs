@@ -303,7 +303,7 @@ impl Distributor {
             && round != REPAIR_ROUND
         {
             self.tree_link(f, TreeLink::DeliveredNew);
-            self.tree_arrival(&hash, size);
+            self.tree_arrival(&hash);
         }
         // Relays forward before their own commit; the origin's answer to
         // its client still waits for the commit below. On the tree a

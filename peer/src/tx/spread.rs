@@ -509,32 +509,31 @@ impl Distributor {
     }
 
     /// The tree brought `hash` (see `LazyNotices`).
-    pub(super) fn tree_arrival(&self, hash: &TxHash, size: u64) {
-        let delay = lazy_delay(self.cfg.lazy_pull_delay_seconds, size);
-        self.lazy_notices().arrived(hash, Instant::now(), delay);
+    pub(super) fn tree_arrival(&self, hash: &TxHash) {
+        self.lazy_notices().arrived(hash, Instant::now());
     }
 
     /// After `LazyPullDelaySeconds`, pulls what lazy announcements named
     /// and the tree has not brought, grafting `peer` into the tree. While
-    /// the tree brings other transactions late, this node is connected but
-    /// behind, so it waits again (up to `LAZY_WAITS` delays) rather than
-    /// fetch a copy that is on its way. Without late arrivals it does not:
-    /// at light load the tree delivers within a few hops' time, and waiting
-    /// again only because later transactions keep arriving held a cut-off
-    /// node's copy back for seconds.
+    /// the tree is still bringing transactions announced before these, or
+    /// brings many per delay, the node is behind or busy, not cut off, so
+    /// it waits again (up to `LAZY_WAITS` delays) rather than fetch copies
+    /// that are on their way (see `LazyNotices`). Waiting again whenever
+    /// any push arrived held a cut-off node's copy back for seconds at
+    /// light load.
     async fn pull_missed(self: Arc<Self>, lazy: Vec<Pull>, peer: PeerRef) {
         let mut lazy = lazy;
-        let mut late = self.lazy_notices().late();
+        let noticed = Instant::now();
         let largest = lazy.iter().map(|p| p.size).max().unwrap_or(0);
         let delay = lazy_delay(self.cfg.lazy_pull_delay_seconds, largest);
         for _ in 0..LAZY_WAITS {
+            let (since, pushes) = (Instant::now(), self.lazy_notices().pushes());
             tokio::time::sleep(delay).await;
             lazy.retain(|p| matches!(self.holds(&p.hash), Ok(false)));
-            let now = self.lazy_notices().late();
-            if lazy.is_empty() || now == late {
+            let notices = self.lazy_notices();
+            if lazy.is_empty() || !(notices.behind(noticed, since) || notices.busy(pushes)) {
                 break;
             }
-            late = now;
         }
         {
             let mut notices = self.lazy_notices();
@@ -566,7 +565,7 @@ impl Distributor {
         self.check_size(data.len() as u64)?;
         let hash = hash_of(&data);
         // New or not, a push is the tree's delivery (see `pull_missed`).
-        self.tree_arrival(&hash, data.len() as u64);
+        self.tree_arrival(&hash);
         let new = if self.holds(&hash)? {
             self.m.metrics.tx_duplicates.inc();
             false

@@ -109,15 +109,17 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The index over every stored row. `length(data)` is read from the row
 /// header, so large transactions' overflow pages are not read.
 fn load_index(conn: &Connection) -> rusqlite::Result<HashIndex> {
-    let mut st =
-        conn.prepare("SELECT hash, id, length(data), distributed FROM transactions ORDER BY id")?;
+    let mut st = conn.prepare(
+        "SELECT hash, id, length(data), received_at, distributed FROM transactions ORDER BY id",
+    )?;
     let rows = st
         .query_map([], |r| {
             let raw: Vec<u8> = r.get(0)?;
             let entry = Entry {
                 id: r.get(1)?,
                 size: r.get::<_, i64>(2)? as u64,
-                distributed: r.get(3)?,
+                received_at: r.get(3)?,
+                distributed: r.get(4)?,
             };
             Ok((raw, entry))
         })?
@@ -310,6 +312,14 @@ impl TxStore {
         })
     }
 
+    /// Hash and size of every distributed transaction received at or after
+    /// `since` (Unix ms), from memory: anti-entropy asks for these every
+    /// round, and reading them from SQLite cost a scan of the whole TTL's
+    /// worth of rows each time.
+    pub fn distributed_since(&self, since: i64) -> Vec<(TxHash, u64)> {
+        self.index.distributed_since(since)
+    }
+
     /// Stored but never announced (a crash between ack and gossip).
     pub fn undistributed(&self) -> Result<Vec<TxMeta>> {
         self.read(|c| {
@@ -386,6 +396,12 @@ mod tests {
         assert_eq!(pending, vec![hash_of(b"other")]);
         assert_eq!(s.received_since(0).unwrap()[0].hash, h);
         assert_eq!(s.received_since(6).unwrap().len(), 1);
+        assert_eq!(
+            s.distributed_since(0),
+            vec![(h, 5)],
+            "'other' is not yet sent"
+        );
+        assert!(s.distributed_since(6).is_empty());
         s.prune(6).unwrap();
         s.insert(hash_of(b"x"), b"x".to_vec(), 9).await.unwrap();
         assert_eq!(

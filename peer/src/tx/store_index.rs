@@ -18,6 +18,8 @@ pub struct Entry {
     /// SQLite rowid.
     pub id: i64,
     pub size: u64,
+    /// Unix ms.
+    pub received_at: i64,
     /// Sent to a peer at least once (or received from one).
     pub distributed: bool,
 }
@@ -63,6 +65,19 @@ impl HashIndex {
 
     pub fn len(&self) -> usize {
         self.read().len()
+    }
+
+    /// Hash and size of every distributed transaction received at or
+    /// after `since` (Unix ms), oldest first (in arrival order).
+    pub fn distributed_since(&self, since: i64) -> Vec<(TxHash, u64)> {
+        let mut rows: Vec<(i64, TxHash, u64)> = self
+            .read()
+            .iter()
+            .filter(|(_, e)| e.distributed && e.received_at >= since)
+            .map(|(h, e)| (e.id, *h, e.size))
+            .collect();
+        rows.sort_unstable_by_key(|(id, _, _)| *id);
+        rows.into_iter().map(|(_, h, size)| (h, size)).collect()
     }
 
     /// Publishes one committed batch: its removals, then its additions.
@@ -113,7 +128,8 @@ mod tests {
         Entry {
             id,
             size: 1,
-            distributed: false,
+            received_at: id,
+            distributed: id % 2 == 0,
         }
     }
 
@@ -137,6 +153,16 @@ mod tests {
         );
         assert_eq!(index.get(&[2; 32]), Some(e(4)));
         assert_eq!(index.len(), 3);
+        index.apply({
+            let mut more = Changes::default();
+            more.add([6; 32], e(6));
+            more
+        });
+        assert_eq!(
+            index.distributed_since(2),
+            vec![([2; 32], 1), ([6; 32], 1)],
+            "[1] is older, [3] undistributed; in arrival order"
+        );
     }
 
     #[test]

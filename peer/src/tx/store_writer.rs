@@ -128,13 +128,13 @@ impl Writer {
                                 relayed
                             ])?;
                             let id = tx.last_insert_rowid();
-                            let distributed = *relayed;
                             changes.add(
                                 *hash,
                                 Entry {
                                     id,
                                     size,
-                                    distributed,
+                                    received_at: *received_at,
+                                    distributed: *relayed,
                                 },
                             );
                             fresh.push(true);

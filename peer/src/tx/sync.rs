@@ -105,13 +105,7 @@ impl Distributor {
     /// queue stays out, so the queue alone decides its (ordered) release.
     fn recent_hashes(&self) -> Result<Vec<(TxHash, u64)>> {
         let since = now_ms() - self.cfg.transaction_cache_ttl.as_millis() as i64;
-        Ok(self
-            .store
-            .received_since(since)?
-            .into_iter()
-            .filter(|t| t.distributed)
-            .map(|t| (t.hash, t.size))
-            .collect())
+        Ok(self.store.distributed_since(since))
     }
 
     /// One anti-entropy exchange with a random live peer: pull what it has

@@ -338,11 +338,55 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("hashes[1]"), "{}", err.message());
+    let push = |data: Vec<u8>| sorcha_proto::transaction::TransactionPush {
+        sender_peer_id: String::new(),
+        transaction_data: data,
+        round: 2,
+        compressible: false,
+    };
+    let batch = |pushes| sorcha_proto::transaction::PushBatch {
+        sender_peer_id: "x".into(),
+        pushes,
+    };
+    let err = c
+        .push_transactions(batch(vec![push(vec![1; 10]), push(vec![2; 1001])]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        err.message().contains("pushes[1]") && err.message().contains("1000 bytes"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .push_transactions(batch(vec![push(Vec::new())]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("pushes[0]"), "{}", err.message());
     assert_eq!(
         node.distributor.store.count().unwrap(),
         0,
-        "nothing was stored"
+        "nothing was stored, not even the batch's valid first push"
     );
+    // A good batch: each push answered in order, a repeat as already known.
+    let ack = c
+        .push_transactions(batch(vec![
+            push(vec![1; 10]),
+            push(vec![1; 10]),
+            push(vec![3; 9]),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut known = ack.already_known;
+    known.sort();
+    assert_eq!(
+        known,
+        [false, false, true],
+        "one of the two copies was a repeat"
+    );
+    assert_eq!(node.distributor.store.count().unwrap(), 2);
 
     // A good one round-trips through REST and gRPC.
     let r = post(b"hello".to_vec()).await.unwrap();

@@ -69,10 +69,27 @@ async fn the_first_round_pushes_whole_up_to_the_streaming_threshold() {
     }
 }
 
+/// 500 submissions at once to a node with one peer: all arrive. With the
+/// default `MaxTransactionsPerMinute` (100) the peer refuses pushes past
+/// that allowance and they are announced instead (it pulls them); with a
+/// higher limit the pushes queued up behind each other go in batches and
+/// nothing needs announcing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_submissions_is_announced_beyond_two_fanouts_of_pushes() {
+async fn a_burst_of_submissions_is_pushed_in_batches_and_announced_past_the_peer_limit() {
+    assert!(
+        burst_announcements(100).await > 0,
+        "refused pushes are announced"
+    );
+    assert_eq!(burst_announcements(10_000).await, 0, "all went by push");
+}
+
+async fn burst_announcements(max_transactions_per_minute: u64) -> u64 {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = mk_network(&dirs, quiet).await;
+    let nodes = mk_network(&dirs, |c| {
+        quiet(c);
+        c.security.max_transactions_per_minute = max_transactions_per_minute;
+    })
+    .await;
     let origin = nodes[0].distributor.clone();
     let submits: Vec<_> = (0..500u64)
         .map(|i| {
@@ -87,14 +104,12 @@ async fn a_burst_of_submissions_is_announced_beyond_two_fanouts_of_pushes() {
         nodes[1].distributor.store.count().unwrap() == 500
     })
     .await;
-    // Fanout 1: at most 8 pushes in flight; the rest went as batched
-    // announcements, which the peer pulled.
     let announced = nodes[0].membership.metrics.announcements_sent.get();
-    assert!(announced > 0, "a burst is announced, not only pushed");
-    assert!(announced < 500, "pushes still went out: {announced}");
+    assert!(announced < 500, "pushes went out: {announced}");
     for n in nodes {
         n.shutdown().await;
     }
+    announced
 }
 
 fn total(

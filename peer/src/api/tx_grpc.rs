@@ -7,8 +7,8 @@ use prost::Message;
 use sorcha_proto::transaction::transaction_distribution_server::TransactionDistribution;
 use sorcha_proto::transaction::{
     CompactNotification, FetchRequest, NotificationAck, NotificationBatch, NotificationBatchAck,
-    SubmitTransactionRequest, SubmitTransactionResponse, SyncRequest, SyncResponse,
-    TransactionChunk, TransactionNotification, TransactionPush, TransactionRequest,
+    PushBatch, PushBatchAck, SubmitTransactionRequest, SubmitTransactionResponse, SyncRequest,
+    SyncResponse, TransactionChunk, TransactionNotification, TransactionPush, TransactionRequest,
     TransactionResponse,
 };
 use tonic::{Request, Response, Status};
@@ -355,6 +355,53 @@ impl TransactionDistribution for TxService {
                 already_known: !new,
                 will_request: false,
             }))
+        }
+        .await;
+        self.guard.finish(&a, &r);
+        r
+    }
+
+    async fn push_transactions(
+        &self,
+        req: Request<PushBatch>,
+    ) -> Result<Response<PushBatchAck>, Status> {
+        let b = req.get_ref();
+        let injected = b.pushes.iter().filter(|p| p.round <= 1).count() as u64;
+        let a = self.guard.admit_grpc(
+            &req,
+            Some(&b.sender_peer_id),
+            Action::Distribute,
+            cost(b, injected),
+        )?;
+        let r: Result<Response<PushBatchAck>, Status> = async {
+            self.arrived()?;
+            let PushBatch {
+                sender_peer_id,
+                pushes,
+            } = req.into_inner();
+            // Every push is checked before any is taken: a bad batch
+            // changes nothing.
+            for (i, p) in pushes.iter().enumerate() {
+                self.distributor
+                    .check_size(p.transaction_data.len() as u64)
+                    .map_err(|e| {
+                        let s = tx_status(e);
+                        Status::new(s.code(), format!("pushes[{i}]: {}", s.message()))
+                    })?;
+            }
+            // Together, so their commits share the store's group commit.
+            let outcomes = futures::future::join_all(pushes.into_iter().map(|p| {
+                self.distributor.on_push(TransactionPush {
+                    sender_peer_id: sender_peer_id.clone(),
+                    ..p
+                })
+            }))
+            .await;
+            let already_known = outcomes
+                .into_iter()
+                .map(|r| r.map(|new| !new).map_err(tx_status))
+                .collect::<Result<Vec<bool>, Status>>()?;
+            Ok(small(PushBatchAck { already_known }))
         }
         .await;
         self.guard.finish(&a, &r);

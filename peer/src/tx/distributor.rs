@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sorcha_proto::transaction::CompactNotification;
-use tokio::sync::mpsc;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
 use super::gossip::{REPAIR_ROUND, choose, fanout, neighbours};
 use super::hot::HotCache;
+use super::mailbox::Mailboxes;
 use super::net::{TxClients, max_message_bytes, worth_compressing};
+use super::push::QueuedPush;
 use super::queue::OfflineQueue;
 use super::store::{TxHash, TxStore, hash_of, to_hex};
 use super::tree::{LazyNotices, Tree, TreeTargets};
@@ -87,7 +88,9 @@ pub struct Distributor {
     pub(super) dedupe: Mutex<Dedupe>,
     pub(super) clients: TxClients,
     /// Per-peer announcement batches waiting to be sent.
-    pub(super) outboxes: Mutex<HashMap<String, mpsc::UnboundedSender<CompactNotification>>>,
+    pub(super) announce_boxes: Mailboxes<CompactNotification>,
+    /// Per-peer eager pushes waiting to be sent.
+    pub(super) push_boxes: Mailboxes<QueuedPush>,
     /// Transactions being pulled, with other peers that announced them
     /// meanwhile (where to retry if this pull fails or is corrupt).
     pub(super) pulling: Mutex<HashMap<TxHash, Vec<PeerRef>>>,
@@ -98,8 +101,6 @@ pub struct Distributor {
     pub(super) hot: Mutex<HotCache>,
     /// Lazy notices and the tree's late arrivals (see `pull_missed`).
     pub(super) lazy_notices: Mutex<LazyNotices>,
-    /// Eager pushes under way (see `spread`).
-    pub(super) pushes_in_flight: std::sync::atomic::AtomicUsize,
     neighbours: Mutex<Neighbours>,
     /// Broadcast-tree links (`GossipMode: Tree`).
     tree: Mutex<Tree>,
@@ -148,12 +149,12 @@ impl Distributor {
             queue,
             dedupe: Mutex::new(dedupe),
             clients,
-            outboxes: Mutex::new(HashMap::new()),
+            announce_boxes: Mailboxes::default(),
+            push_boxes: Mailboxes::default(),
             pulling: Mutex::new(HashMap::new()),
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
             hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
-            pushes_in_flight: std::sync::atomic::AtomicUsize::new(0),
             lazy_notices: Mutex::new(LazyNotices::default()),
             neighbours: Mutex::new(Neighbours {
                 peers: Vec::new(),

@@ -1,7 +1,6 @@
 //! Spreading a transaction: eager push of small ones to a few peers,
 //! batched hash announcements to the rest, and the receiver's pull.
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use sorcha_proto::transaction::{
@@ -11,8 +10,10 @@ use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef, TreeLink};
 use super::gossip::{PushRule, split_push};
+use super::mailbox::{IDLE, gather};
 use super::net::{Gzip, status_err};
 use super::pull::Pull;
+use super::push::QueuedPush;
 use super::store::{TxHash, hash_of, to_hex};
 use super::tree::LazyNotices;
 use crate::comm::{Op, Protocol};
@@ -37,8 +38,22 @@ fn lazy_delay(configured: std::time::Duration, size: u64) -> std::time::Duration
     configured.saturating_mul(size.div_ceil(LAZY_DELAY_UNIT).max(1) as u32)
 }
 
+fn queued(hash: TxHash, size: u64, round: u32, compressible: bool) -> QueuedPush {
+    QueuedPush {
+        hash,
+        size,
+        round,
+        compressible,
+    }
+}
+
 /// The (non-lazy) announcement of a transaction spread in `round`.
-fn announcement(hash: TxHash, size: u64, round: u32, compressible: bool) -> CompactNotification {
+pub(super) fn announcement(
+    hash: TxHash,
+    size: u64,
+    round: u32,
+    compressible: bool,
+) -> CompactNotification {
     CompactNotification {
         hash: hash.to_vec(),
         size: size as i64,
@@ -46,12 +61,6 @@ fn announcement(hash: TxHash, size: u64, round: u32, compressible: bool) -> Comp
         compressible,
         lazy: false,
     }
-}
-
-/// Pushes in flight beyond two fanouts' worth (at least 8) turn into
-/// announcements (see `Distributor::try_push`).
-fn max_pushes_in_flight(targets: usize) -> usize {
-    (2 * targets).max(8)
 }
 
 impl Distributor {
@@ -83,12 +92,9 @@ impl Distributor {
             eager_peers: self.cfg.eager_push_peers,
             first_round_max: self.cfg.streaming_threshold,
         };
-        let max_in_flight = max_pushes_in_flight(targets.len());
-        let (push, mut announce) = split_push(targets, size, round, rule);
+        let (push, announce) = split_push(targets, size, round, rule);
         for peer in push {
-            if !self.try_push(&peer, hash, round, compressible, max_in_flight) {
-                announce.push(peer);
-            }
+            self.push(&peer, queued(hash, size, round, compressible));
         }
         let note = announcement(hash, size, round, compressible);
         for peer in announce {
@@ -115,10 +121,11 @@ impl Distributor {
         }
         self.m.metrics.gossip_rounds.inc();
         let note = announcement(hash, size, round, compressible);
-        let max_in_flight = max_pushes_in_flight(targets.eager.len());
+        let small = size <= self.cfg.streaming_threshold;
         for peer in targets.eager {
-            let small = size <= self.cfg.streaming_threshold;
-            if !(small && self.try_push(&peer, hash, round, compressible, max_in_flight)) {
+            if small {
+                self.push(&peer, queued(hash, size, round, compressible));
+            } else {
                 self.announce_to(&peer, note.clone());
             }
         }
@@ -128,99 +135,11 @@ impl Distributor {
         }
     }
 
-    /// Starts a push to `peer` unless `max_in_flight` pushes are under way
-    /// already (then the caller announces instead). A push is one call per
-    /// transaction and peer, while announcements to a peer share one call
-    /// per batch: at light load pushing saves round trips; under a burst
-    /// of submissions batching saves the CPU (one node taking 256
-    /// concurrent submissions ingested a third less with a push per
-    /// transaction).
-    fn try_push(
-        self: &Arc<Self>,
-        peer: &PeerRef,
-        hash: TxHash,
-        round: u32,
-        compressible: bool,
-        max_in_flight: usize,
-    ) -> bool {
-        let in_flight = self.pushes_in_flight.fetch_add(1, Ordering::Relaxed);
-        if in_flight >= max_in_flight {
-            self.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        let this = self.clone();
-        let peer = peer.clone();
-        tokio::spawn(async move {
-            this.clone().push_to(&peer, hash, round, compressible).await;
-            this.pushes_in_flight.fetch_sub(1, Ordering::Relaxed);
-        });
-        true
-    }
-
-    async fn push_to(self: Arc<Self>, peer: &PeerRef, hash: TxHash, round: u32, compress: bool) {
-        let result = async {
-            let data = self
-                .data(&hash)?
-                .ok_or_else(|| Error::InvalidTransaction(format!("{} vanished", to_hex(&hash))))?;
-            let len = data.len();
-            let comm = self.clients.comm.clone();
-            let this = &self;
-            comm.call(&peer.url, Op::Push, |p| {
-                let data = data.clone();
-                async move {
-                    if p == Protocol::Rest {
-                        // REST has no push: the peer pulls after the notice.
-                        let note = announcement(hash, len as u64, round, false);
-                        return this.notify_rest(peer, vec![note]).await.map(|()| false);
-                    }
-                    let req = TransactionPush {
-                        sender_peer_id: this.me().to_owned(),
-                        transaction_data: data,
-                        round: round as i32,
-                        compressible: compress,
-                    };
-                    let gzip = if compress {
-                        Gzip::SendAndAccept
-                    } else {
-                        Gzip::Off
-                    };
-                    let mut c = this.clients.client(peer, gzip)?;
-                    let ack = c
-                        .push_transaction(this.clients.request(req, len as u64))
-                        .await
-                        .map_err(|s| status_err(&peer.url, s))?;
-                    this.m.metrics.bandwidth_sent.inc_by(len as u64);
-                    Ok(ack.into_inner().already_known)
-                }
-            })
-            .await
-        }
-        .await;
-        // The peer had it from elsewhere: this link closes a cycle. (A
-        // failed push keeps the link: a peer that stays unreachable drops
-        // out of the live peers, and its part of the tree grafts itself
-        // elsewhere.)
-        if let Ok(true) = result {
-            self.tree_link(&peer.id, TreeLink::Prune);
-        }
-        let result = result.map(drop);
-        self.sent(peer, &[hash], result);
-    }
-
     /// Queues an announcement on the peer's outbox, starting its sender.
     pub(super) fn announce_to(self: &Arc<Self>, peer: &PeerRef, note: CompactNotification) {
-        let mut boxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
-        let note = match boxes.get(&peer.id) {
-            Some(tx) => match tx.send(note) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(note)) => note,
-            },
-            None => note,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(note);
-        boxes.insert(peer.id.clone(), tx);
-        tokio::spawn(self.clone().outbox(peer.clone(), rx));
+        if let Some(rx) = self.announce_boxes.deliver(&peer.id, note) {
+            tokio::spawn(self.clone().outbox(peer.clone(), rx));
+        }
     }
 
     /// Sends whatever announcements have gathered for one peer in a single
@@ -230,26 +149,10 @@ impl Distributor {
         peer: PeerRef,
         mut rx: mpsc::UnboundedReceiver<CompactNotification>,
     ) {
-        let idle = std::time::Duration::from_secs(60);
         let mut stream: Option<mpsc::Sender<NotificationBatch>> = None;
+        let mut carry = None;
         loop {
-            let first = match tokio::time::timeout(idle, rx.recv()).await {
-                Ok(Some(n)) => Some(n),
-                // Idle: refuse new announcements (senders then start a new
-                // outbox), but still send any that slipped in.
-                Err(_) => {
-                    rx.close();
-                    None
-                }
-                Ok(None) => None,
-            };
-            let mut batch: Vec<CompactNotification> = first.into_iter().collect();
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(n) => batch.push(n),
-                    Err(_) => break,
-                }
-            }
+            let batch = gather(&mut rx, &mut carry, IDLE, MAX_BATCH, u64::MAX, |_| 0).await;
             if batch.is_empty() {
                 break;
             }
@@ -268,10 +171,7 @@ impl Distributor {
             };
             self.sent(&peer, &hashes, result);
         }
-        let mut boxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
-        if boxes.get(&peer.id).is_some_and(|tx| tx.is_closed()) {
-            boxes.remove(&peer.id);
-        }
+        self.announce_boxes.retire(&peer.id);
     }
 
     /// Sends a batch on the peer's AnnounceStream, opening it if needed
@@ -372,7 +272,11 @@ impl Distributor {
 
     /// The design's REST notice, one per transaction (the peer pulls what
     /// it lacks by itself).
-    async fn notify_rest(&self, peer: &PeerRef, notes: Vec<CompactNotification>) -> Result<()> {
+    pub(super) async fn notify_rest(
+        &self,
+        peer: &PeerRef,
+        notes: Vec<CompactNotification>,
+    ) -> Result<()> {
         let timeout = self.clients.deadline(0);
         for n in notes {
             self.clients.dropped(&peer.url)?;
@@ -400,7 +304,7 @@ impl Distributor {
     }
 
     /// Bookkeeping after a push or announcement batch.
-    fn sent(&self, peer: &PeerRef, hashes: &[TxHash], result: Result<()>) {
+    pub(super) fn sent(&self, peer: &PeerRef, hashes: &[TxHash], result: Result<()>) {
         match result {
             Ok(()) => {
                 // Only this node's own submissions wait for a first send:

@@ -1,0 +1,168 @@
+//! Eager pushes, through one mailbox per peer (see `mailbox`). A push goes
+//! out at once when nothing is under way to that peer; pushes that queue up
+//! meanwhile go together in one `PushTransactions` call.
+//!
+//! Before, each push was its own call, and past a cap on pushes in flight
+//! the rest fell back to announcements, which the receiver then pulled:
+//! two calls per transaction where one would do. Under saturation the
+//! calls themselves (HTTP/2 frames, syscalls, task wake-ups) were most of
+//! the CPU.
+use std::sync::Arc;
+
+use sorcha_proto::transaction::{PushBatch, TransactionPush};
+use tokio::sync::mpsc;
+
+use super::distributor::{Distributor, PeerRef, TreeLink};
+use super::mailbox::{IDLE, gather};
+use super::net::{Gzip, status_err};
+use super::spread::announcement;
+use super::store::TxHash;
+use crate::comm::{Op, Protocol};
+use crate::{Error, Result};
+
+/// Most pushes in one call.
+const MAX_PUSHES: usize = 256;
+
+/// Bytes of transactions one call carries at most (a single larger
+/// transaction still goes, alone).
+const MAX_PUSH_BYTES: u64 = 1024 * 1024;
+
+/// One transaction waiting to be pushed to a peer.
+pub(super) struct QueuedPush {
+    pub hash: TxHash,
+    pub size: u64,
+    pub round: u32,
+    pub compressible: bool,
+}
+
+impl Distributor {
+    /// Queues a push of `hash` to `peer`, starting the peer's sender.
+    pub(super) fn push(self: &Arc<Self>, peer: &PeerRef, push: QueuedPush) {
+        if let Some(rx) = self.push_boxes.deliver(&peer.id, push) {
+            tokio::spawn(self.clone().push_sender(peer.clone(), rx));
+        }
+    }
+
+    async fn push_sender(
+        self: Arc<Self>,
+        peer: PeerRef,
+        mut rx: mpsc::UnboundedReceiver<QueuedPush>,
+    ) {
+        let mut carry = None;
+        loop {
+            let batch = gather(&mut rx, &mut carry, IDLE, MAX_PUSHES, MAX_PUSH_BYTES, |p| {
+                p.size
+            })
+            .await;
+            if batch.is_empty() {
+                break;
+            }
+            self.push_batch(&peer, batch).await;
+        }
+        self.push_boxes.retire(&peer.id);
+    }
+
+    /// One call with `batch`; prunes the tree link if a push met a
+    /// transaction the peer held. Pushes the peer refuses (past what this
+    /// node may inject there per minute, say) are announced instead: the
+    /// peer can still pull them.
+    async fn push_batch(self: &Arc<Self>, peer: &PeerRef, batch: Vec<QueuedPush>) {
+        // A transaction no longer held here (pruned meanwhile) is skipped.
+        let mut items = Vec::with_capacity(batch.len());
+        for q in batch {
+            if let Ok(Some(data)) = self.data(&q.hash) {
+                items.push((q, data));
+            }
+        }
+        if items.is_empty() {
+            return;
+        }
+        let notes: Vec<_> = items
+            .iter()
+            .map(|(q, _)| announcement(q.hash, q.size, q.round, q.compressible))
+            .collect();
+        let hashes: Vec<TxHash> = items.iter().map(|(q, _)| q.hash).collect();
+        let result = self.send_pushes(peer, items).await;
+        if let Err(Error::PeerRejected { .. }) = result {
+            for note in notes {
+                self.announce_to(peer, note);
+            }
+            return;
+        }
+        // The peer had it from elsewhere: this link closes a cycle. (A
+        // failed push keeps the link: a peer that stays unreachable drops
+        // out of the live peers, and its part of the tree grafts itself
+        // elsewhere.)
+        if let Ok(known) = &result
+            && known.iter().any(|k| *k)
+        {
+            self.tree_link(&peer.id, TreeLink::Prune);
+        }
+        self.sent(peer, &hashes, result.map(drop));
+    }
+
+    /// Sends pushes: one alone by `PushTransaction`, several by
+    /// `PushTransactions`, to a REST peer as announcements (it pulls).
+    /// Per push, whether the peer held it already.
+    async fn send_pushes(
+        &self,
+        peer: &PeerRef,
+        items: Vec<(QueuedPush, Vec<u8>)>,
+    ) -> Result<Vec<bool>> {
+        let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();
+        let gzip = if items.iter().any(|(q, _)| q.compressible) {
+            Gzip::SendAndAccept
+        } else {
+            Gzip::Off
+        };
+        let comm = self.clients.comm.clone();
+        let count = items.len();
+        let items = &items;
+        comm.call(&peer.url, Op::Push, |p| async move {
+            if p == Protocol::Rest {
+                let notes = items
+                    .iter()
+                    .map(|(q, d)| announcement(q.hash, d.len() as u64, q.round, false))
+                    .collect();
+                return self
+                    .notify_rest(peer, notes)
+                    .await
+                    .map(|()| vec![false; count]);
+            }
+            let push = |q: &QueuedPush, data: &Vec<u8>, sender: String| TransactionPush {
+                sender_peer_id: sender,
+                transaction_data: data.clone(),
+                round: q.round as i32,
+                compressible: q.compressible,
+            };
+            let mut c = self.clients.client(peer, gzip)?;
+            let known = if let [(q, data)] = items.as_slice() {
+                let req = push(q, data, self.me().to_owned());
+                let ack = c
+                    .push_transaction(self.clients.request(req, bytes))
+                    .await
+                    .map_err(|s| status_err(&peer.url, s))?;
+                vec![ack.into_inner().already_known]
+            } else {
+                let req = PushBatch {
+                    sender_peer_id: self.me().to_owned(),
+                    pushes: items
+                        .iter()
+                        .map(|(q, d)| push(q, d, String::new()))
+                        .collect(),
+                };
+                let ack = c
+                    .push_transactions(self.clients.request(req, bytes))
+                    .await
+                    .map_err(|s| status_err(&peer.url, s))?;
+                let mut known = ack.into_inner().already_known;
+                // A short answer counts the missing ones as new.
+                known.resize(count, false);
+                known
+            };
+            self.m.metrics.bandwidth_sent.inc_by(bytes);
+            Ok(known)
+        })
+        .await
+    }
+}

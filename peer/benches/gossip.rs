@@ -454,6 +454,17 @@ async fn ingest_rate(a: &Args) -> f64 {
         t.await.unwrap();
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
+    // Not timed: the peer must end up with every one (nothing was dropped
+    // to go faster).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while nodes[1].distributor.store.count().unwrap() < total {
+        assert!(
+            Instant::now() < deadline,
+            "the peer holds only {} of {total}",
+            nodes[1].distributor.store.count().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for n in nodes {
         n.shutdown().await;
     }

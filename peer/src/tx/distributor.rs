@@ -91,6 +91,9 @@ pub struct Distributor {
     pub(super) announce_boxes: Mailboxes<CompactNotification>,
     /// Per-peer eager pushes waiting to be sent.
     pub(super) push_boxes: Mailboxes<QueuedPush>,
+    /// Peers that refused this node's pushes, and until when they get
+    /// announcements instead.
+    pub(super) push_refused: Mutex<HashMap<String, Instant>>,
     /// Transactions being pulled, with other peers that announced them
     /// meanwhile (where to retry if this pull fails or is corrupt).
     pub(super) pulling: Mutex<HashMap<TxHash, Vec<PeerRef>>>,
@@ -151,6 +154,7 @@ impl Distributor {
             clients,
             announce_boxes: Mailboxes::default(),
             push_boxes: Mailboxes::default(),
+            push_refused: Mutex::new(HashMap::new()),
             pulling: Mutex::new(HashMap::new()),
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),

@@ -8,6 +8,7 @@
 //! calls themselves (HTTP/2 frames, syscalls, task wake-ups) were most of
 //! the CPU.
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sorcha_proto::transaction::{PushBatch, TransactionPush};
 use tokio::sync::mpsc;
@@ -27,6 +28,10 @@ const MAX_PUSHES: usize = 256;
 /// transaction still goes, alone).
 const MAX_PUSH_BYTES: u64 = 1024 * 1024;
 
+/// How long a peer that refused this node's pushes gets announcements
+/// instead (its per-minute limits reset within this).
+const PUSH_REFUSED_FOR: Duration = Duration::from_secs(60);
+
 /// One transaction waiting to be pushed to a peer.
 pub(super) struct QueuedPush {
     pub hash: TxHash,
@@ -36,8 +41,19 @@ pub(super) struct QueuedPush {
 }
 
 impl Distributor {
-    /// Queues a push of `hash` to `peer`, starting the peer's sender.
+    /// Queues a push of `hash` to `peer`, starting the peer's sender; an
+    /// announcement instead while the peer refuses this node's pushes.
     pub(super) fn push(self: &Arc<Self>, peer: &PeerRef, push: QueuedPush) {
+        let refused = self
+            .push_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer.id)
+            .is_some_and(|until| Instant::now() < *until);
+        if refused {
+            let note = announcement(push.hash, push.size, push.round, push.compressible);
+            return self.announce_to(peer, note);
+        }
         if let Some(rx) = self.push_boxes.deliver(&peer.id, push) {
             tokio::spawn(self.clone().push_sender(peer.clone(), rx));
         }
@@ -84,6 +100,12 @@ impl Distributor {
         let hashes: Vec<TxHash> = items.iter().map(|(q, _)| q.hash).collect();
         let result = self.send_pushes(peer, items).await;
         if let Err(Error::PeerRejected { .. }) = result {
+            // Sending whole transactions only to have them refused again
+            // would waste the bytes: announce for a while.
+            self.push_refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(peer.id.clone(), Instant::now() + PUSH_REFUSED_FOR);
             for note in notes {
                 self.announce_to(peer, note);
             }

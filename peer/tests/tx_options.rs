@@ -69,21 +69,31 @@ async fn the_first_round_pushes_whole_up_to_the_streaming_threshold() {
     }
 }
 
-/// 500 submissions at once to a node with one peer: all arrive. With the
-/// default `MaxTransactionsPerMinute` (100) the peer refuses pushes past
-/// that allowance and they are announced instead (it pulls them); with a
-/// higher limit the pushes queued up behind each other go in batches and
-/// nothing needs announcing.
+/// Submissions at once to a node with one peer: all arrive, pushed in
+/// batches while the peer accepts them. With the default
+/// `MaxTransactionsPerMinute` (100) the peer refuses pushes past that
+/// allowance, and they are announced instead (it pulls them). Past 64 KiB
+/// queued for the peer, further ones are announced too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_submissions_is_pushed_in_batches_and_announced_past_the_peer_limit() {
+async fn a_burst_of_submissions_is_pushed_in_batches_and_announced_when_refused_or_behind() {
+    // 200 of 200 B: within the 64 KiB a peer may have queued.
     assert!(
-        burst_announcements(100).await > 0,
+        burst_announcements(100, 200).await > 0,
         "refused pushes are announced"
     );
-    assert_eq!(burst_announcements(10_000).await, 0, "all went by push");
+    assert_eq!(
+        burst_announcements(10_000, 200).await,
+        0,
+        "all went by push"
+    );
+    // 1,000 of 200 B: more than fits in the queue at once.
+    assert!(
+        burst_announcements(10_000, 1000).await > 0,
+        "a peer behind hears hashes"
+    );
 }
 
-async fn burst_announcements(max_transactions_per_minute: u64) -> u64 {
+async fn burst_announcements(max_transactions_per_minute: u64, burst: u64) -> u64 {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let nodes = mk_network(&dirs, |c| {
         quiet(c);
@@ -91,7 +101,7 @@ async fn burst_announcements(max_transactions_per_minute: u64) -> u64 {
     })
     .await;
     let origin = nodes[0].distributor.clone();
-    let submits: Vec<_> = (0..500u64)
+    let submits: Vec<_> = (0..burst)
         .map(|i| {
             let d = origin.clone();
             tokio::spawn(async move { d.submit(payload(900 + i, 200)).await.unwrap() })
@@ -100,12 +110,12 @@ async fn burst_announcements(max_transactions_per_minute: u64) -> u64 {
     for s in submits {
         s.await.unwrap();
     }
-    wait_for("all 500 at the peer", LIMIT, || {
-        nodes[1].distributor.store.count().unwrap() == 500
+    wait_for("the whole burst at the peer", LIMIT, || {
+        nodes[1].distributor.store.count().unwrap() == burst
     })
     .await;
     let announced = nodes[0].membership.metrics.announcements_sent.get();
-    assert!(announced < 500, "pushes went out: {announced}");
+    assert!(announced < burst, "pushes went out: {announced}");
     for n in nodes {
         n.shutdown().await;
     }

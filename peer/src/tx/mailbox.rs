@@ -14,12 +14,15 @@ pub const IDLE: Duration = Duration::from_secs(60);
 
 pub struct Mailboxes<T> {
     boxes: Mutex<HashMap<String, mpsc::UnboundedSender<T>>>,
+    /// Weight queued per peer and not yet sent (see `deliver_within`).
+    backlog: Mutex<HashMap<String, u64>>,
 }
 
 impl<T> Default for Mailboxes<T> {
     fn default() -> Self {
         Self {
             boxes: Mutex::new(HashMap::new()),
+            backlog: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -40,6 +43,35 @@ impl<T> Mailboxes<T> {
         let _ = tx.send(item);
         boxes.insert(peer.to_owned(), tx);
         Some(rx)
+    }
+
+    /// `deliver`, unless `peer` already has `max_backlog` or more weight
+    /// queued and unsent: then the item comes back (`Err`). The sender
+    /// reports what it sent with `sent`.
+    pub fn deliver_within(
+        &self,
+        peer: &str,
+        item: T,
+        weight: u64,
+        max_backlog: u64,
+    ) -> Result<Option<mpsc::UnboundedReceiver<T>>, T> {
+        {
+            let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+            let queued = backlog.entry(peer.to_owned()).or_insert(0);
+            if *queued >= max_backlog {
+                return Err(item);
+            }
+            *queued += weight;
+        }
+        Ok(self.deliver(peer, item))
+    }
+
+    /// The sender for `peer` sent items of `weight` in total.
+    pub fn sent(&self, peer: &str, weight: u64) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(queued) = backlog.get_mut(peer) {
+            *queued = queued.saturating_sub(weight);
+        }
     }
 
     /// Forgets `peer`'s mailbox once its sender has closed it.
@@ -117,6 +149,17 @@ mod tests {
             [1]
         );
         assert!(carry.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_peer_with_enough_queued_gets_no_more_until_it_is_sent() {
+        let boxes = Mailboxes::<u64>::default();
+        let _rx = boxes.deliver_within("p", 1, 6, 10).unwrap().unwrap();
+        assert!(boxes.deliver_within("p", 2, 6, 10).unwrap().is_none());
+        assert_eq!(boxes.deliver_within("p", 3, 6, 10).unwrap_err(), 3);
+        assert!(boxes.deliver_within("q", 4, 6, 10).is_ok(), "per peer");
+        boxes.sent("p", 6);
+        assert!(boxes.deliver_within("p", 5, 6, 10).is_ok());
     }
 
     #[tokio::test]

@@ -28,6 +28,13 @@ const MAX_PUSHES: usize = 256;
 /// transaction still goes, alone).
 const MAX_PUSH_BYTES: u64 = 1024 * 1024;
 
+/// Bytes of pushes queued for one peer beyond which further transactions
+/// are announced to it instead (see `Distributor::push`). Under saturation
+/// the queue to a peer grows faster than it drains, and copies queued
+/// whole were mostly ones the peer got elsewhere meanwhile (at 100 KiB,
+/// 11x the payload on the wire without this limit).
+const MAX_PUSH_BACKLOG: u64 = 64 * 1024;
+
 /// How long a peer that refused this node's pushes gets announcements
 /// instead (its per-minute limits reset within this).
 const PUSH_REFUSED_FOR: Duration = Duration::from_secs(60);
@@ -54,8 +61,22 @@ impl Distributor {
             let note = announcement(push.hash, push.size, push.round, push.compressible);
             return self.announce_to(peer, note);
         }
-        if let Some(rx) = self.push_boxes.deliver(&peer.id, push) {
-            tokio::spawn(self.clone().push_sender(peer.clone(), rx));
+        let size = push.size;
+        match self
+            .push_boxes
+            .deliver_within(&peer.id, push, size, MAX_PUSH_BACKLOG)
+        {
+            Ok(Some(rx)) => {
+                tokio::spawn(self.clone().push_sender(peer.clone(), rx));
+            }
+            Ok(None) => {}
+            // The link is behind: an announcement lets the peer pull only
+            // what it still lacks once it gets to it, where queued copies
+            // would arrive whole even if it got them meanwhile.
+            Err(push) => {
+                let note = announcement(push.hash, push.size, push.round, push.compressible);
+                self.announce_to(peer, note);
+            }
         }
     }
 
@@ -73,7 +94,9 @@ impl Distributor {
             if batch.is_empty() {
                 break;
             }
+            let weight = batch.iter().map(|p| p.size).sum();
             self.push_batch(&peer, batch).await;
+            self.push_boxes.sent(&peer.id, weight);
         }
         self.push_boxes.retire(&peer.id);
     }

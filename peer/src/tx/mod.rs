@@ -4,6 +4,7 @@ pub mod distributor;
 pub mod gossip;
 mod group_commit;
 pub mod hot;
+mod links;
 mod mailbox;
 pub mod net;
 mod pull;

@@ -12,10 +12,11 @@ use super::tree::TreeTargets;
 /// How often one gossip neighbour is swapped for another peer.
 const NEIGHBOUR_ROTATION: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How long fanout targets are drawn from one reading of the peer table:
-/// reading (and copying) every peer record for each transaction cost a
-/// busy 100-node network more CPU than spreading the transaction did. A
-/// peer that joined or failed meanwhile is seen at most this much later.
+/// How often the peer table is checked for changes to the neighbour
+/// reading: reading (and copying) every peer record for each transaction
+/// cost a busy 100-node network more CPU than spreading the transaction
+/// did. A peer that joined or failed meanwhile is seen at most this much
+/// later.
 const NEIGHBOUR_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// This node's gossip neighbours as last read from the peer table.

@@ -3,6 +3,7 @@
 //! `scripts/install-test-deps`. Without one a test says so and passes,
 //! except under CI=true where it fails.
 #![allow(dead_code)]
+pub mod chart;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sorcha_proto::transaction::{PushBatch, TransactionPush};
+use sorcha_proto::transaction::{CompactNotification, PushBatch, TransactionPush};
 use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef, TreeLink};
@@ -47,6 +47,13 @@ pub(super) struct QueuedPush {
     pub compressible: bool,
 }
 
+impl QueuedPush {
+    /// The announcement sent instead when the push is not.
+    fn announcement(&self) -> CompactNotification {
+        announcement(self.hash, self.size, self.round, self.compressible)
+    }
+}
+
 impl Distributor {
     /// Queues a push of `hash` to `peer`, starting the peer's sender; an
     /// announcement instead while the peer refuses this node's pushes.
@@ -58,8 +65,7 @@ impl Distributor {
             .get(&peer.id)
             .is_some_and(|until| Instant::now() < *until);
         if refused {
-            let note = announcement(push.hash, push.size, push.round, push.compressible);
-            return self.announce_to(peer, note);
+            return self.announce_to(peer, push.announcement());
         }
         let size = push.size;
         match self
@@ -74,8 +80,7 @@ impl Distributor {
             // what it still lacks once it gets to it, where queued copies
             // would arrive whole even if it got them meanwhile.
             Err(push) => {
-                let note = announcement(push.hash, push.size, push.round, push.compressible);
-                self.announce_to(peer, note);
+                self.announce_to(peer, push.announcement());
             }
         }
     }
@@ -116,12 +121,7 @@ impl Distributor {
         if items.is_empty() {
             return;
         }
-        let notes: Vec<_> = items
-            .iter()
-            .map(|(q, _)| announcement(q.hash, q.size, q.round, q.compressible))
-            .collect();
-        let hashes: Vec<TxHash> = items.iter().map(|(q, _)| q.hash).collect();
-        let result = self.send_pushes(peer, items).await;
+        let result = self.send_pushes(peer, &items).await;
         if let Err(Error::PeerRejected { .. }) = result {
             // Sending whole transactions only to have them refused again
             // would waste the bytes: announce for a while.
@@ -129,8 +129,8 @@ impl Distributor {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(peer.id.clone(), Instant::now() + PUSH_REFUSED_FOR);
-            for note in notes {
-                self.announce_to(peer, note);
+            for (q, _) in &items {
+                self.announce_to(peer, q.announcement());
             }
             return;
         }
@@ -143,6 +143,7 @@ impl Distributor {
         {
             self.tree_link(&peer.id, TreeLink::Prune);
         }
+        let hashes: Vec<TxHash> = items.iter().map(|(q, _)| q.hash).collect();
         self.sent(peer, &hashes, result.map(drop));
     }
 
@@ -152,7 +153,7 @@ impl Distributor {
     async fn send_pushes(
         &self,
         peer: &PeerRef,
-        items: Vec<(QueuedPush, Vec<u8>)>,
+        items: &[(QueuedPush, Vec<u8>)],
     ) -> Result<Vec<bool>> {
         let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();
         let gzip = if items.iter().any(|(q, _)| q.compressible) {
@@ -162,7 +163,6 @@ impl Distributor {
         };
         let comm = self.clients.comm.clone();
         let count = items.len();
-        let items = &items;
         comm.call(&peer.url, Op::Push, |p| async move {
             if p == Protocol::Rest {
                 let notes = items
@@ -181,7 +181,7 @@ impl Distributor {
                 compressible: q.compressible,
             };
             let mut c = self.clients.client(peer, gzip)?;
-            let known = if let [(q, data)] = items.as_slice() {
+            let known = if let [(q, data)] = items {
                 let req = push(q, data, self.me().to_owned());
                 let ack = c
                     .push_transaction(self.clients.request(req, bytes))

@@ -47,6 +47,9 @@ pub struct Metrics {
     pub tx_duplicates: IntCounter,
     /// Pushed copies of transactions already held (part of `tx_duplicates`).
     pub tx_push_duplicates: IntCounter,
+    /// Pushes received, by `via`: `call` (PushTransaction(s)) or `stream`
+    /// (a peer's PushStream).
+    pub tx_pushes_received: IntCounterVec,
     /// Broadcast tree (`GossipMode: Tree`): links pruned and grafted, and
     /// the eager links now.
     pub tree_prunes: IntCounter,
@@ -219,6 +222,14 @@ impl Metrics {
                 "Pushed transactions this node already held (whole copies sent in vain)",
             )
             .unwrap(),
+            tx_pushes_received: IntCounterVec::new(
+                Opts::new(
+                    "sorcha_transaction_pushes_received_total",
+                    "Eager pushes received, by how they came: a call or a peer's push stream",
+                ),
+                &["via"],
+            )
+            .unwrap(),
             tree_prunes: IntCounter::new(
                 "sorcha_gossip_tree_prunes_total",
                 "Broadcast-tree links closed because a push met a transaction already held",
@@ -323,6 +334,7 @@ impl Metrics {
             Box::new(m.gossip_rounds.clone()),
             Box::new(m.tx_duplicates.clone()),
             Box::new(m.tx_push_duplicates.clone()),
+            Box::new(m.tx_pushes_received.clone()),
             Box::new(m.tree_prunes.clone()),
             Box::new(m.tree_grafts.clone()),
             Box::new(m.tree_eager_links.clone()),

@@ -124,7 +124,8 @@ async fn rest_only_and_unary_only_peers_receive_every_gossiped_transaction() {
             "sorcha_requests_total{operation=\"ping\",protocol=\"grpc\""
         ) == 0.0
     );
-    // And the unary-only node refuses the announcement stream outright.
+    // And the unary-only node refuses the announcement and push streams
+    // outright.
     let mut c = sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient::connect(
         url_of(&nodes[3]),
     )
@@ -135,6 +136,12 @@ async fn rest_only_and_unary_only_peers_receive_every_gossiped_transaction() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status}");
+    let status = c
+        .push_stream(tokio_stream::iter(Vec::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status}");
+    assert!(status.message().contains("PushTransactions"), "{status}");
     for n in nodes {
         n.shutdown().await;
     }

@@ -447,3 +447,84 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
     assert!(err.message().contains("at most 4096"), "{}", err.message());
     roomy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_stream_answers_only_repeats_and_a_bad_batch_ends_it_changing_nothing() {
+    use sorcha_proto::transaction::{PushBatch, TransactionPush};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mk_config(dir.path(), &[]);
+    cfg.transaction_distribution.max_transaction_size = 1000;
+    let node = start(cfg).await;
+    let mut c = sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient::connect(node.url()).await.unwrap();
+    let push = |data: Vec<u8>| TransactionPush {
+        sender_peer_id: String::new(),
+        transaction_data: data,
+        round: 2,
+        compressible: false,
+    };
+    let batch = |sender: &str, pushes| PushBatch {
+        sender_peer_id: sender.into(),
+        pushes,
+    };
+
+    // A stream's first batch names its sender.
+    let err = c
+        .push_stream(tokio_stream::iter(vec![batch("", vec![push(vec![1; 10])])]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("sender_peer_id"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(node.distributor.store.count().unwrap(), 0);
+
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = c
+        .push_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(batch("x", vec![push(vec![1; 10]), push(vec![3; 9])]))
+        .await
+        .unwrap();
+    wait_for("the streamed pushes stored", LIMIT, || {
+        node.distributor.store.count().unwrap() == 2
+    })
+    .await;
+    // New transactions get no answer; a repeat does (the sender prunes).
+    tx.send(batch("", vec![push(vec![1; 10])])).await.unwrap();
+    let ack = answers.message().await.unwrap().unwrap();
+    assert_eq!(
+        ack.already_known,
+        [true],
+        "the first answer is the repeat's"
+    );
+    let streamed = node
+        .membership
+        .metrics
+        .tx_pushes_received
+        .with_label_values(&["stream"])
+        .get();
+    assert_eq!(streamed, 3);
+
+    // A bad batch ends the stream with its reason; none of it is taken.
+    tx.send(batch("", vec![push(vec![5; 10]), push(vec![2; 1001])]))
+        .await
+        .unwrap();
+    let err = answers.message().await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        err.message().contains("pushes[1]") && err.message().contains("1000 bytes"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(node.distributor.store.count().unwrap(), 2);
+    assert!(!node.distributor.store.contains(&hash_of(&[5; 10])).unwrap());
+    node.shutdown().await;
+}

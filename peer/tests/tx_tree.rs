@@ -82,6 +82,15 @@ async fn pushes_settle_onto_a_tree_that_brings_each_transaction_once() {
         wasted <= 5,
         "{wasted} pushed copies wasted in 10 transactions"
     );
+    // Origins push by call (the answer proves delivery); relays ride the
+    // peers' push streams, whose answers did the senders' pruning above.
+    let via = |how: &'static str| {
+        move |m: &sorcha_peer::metrics::Metrics| {
+            m.tx_pushes_received.with_label_values(&[how]).get() as i64
+        }
+    };
+    assert!(sum(&nodes, via("call")) > 0, "origins' pushes");
+    assert!(sum(&nodes, via("stream")) > 0, "relays");
     for n in nodes {
         n.shutdown().await;
     }

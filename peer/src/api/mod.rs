@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod rest;
 pub mod serve;
 pub mod tx_grpc;
+mod tx_push;
 pub mod tx_rest;
 pub mod wire;
 

@@ -36,19 +36,22 @@ pub struct TxService {
     /// Ends open announcement streams, which would otherwise hold the
     /// listener's graceful shutdown until their peers close them.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// Whether AnnounceStream is served (`PreferredProtocol: GrpcStream`);
-    /// without it peers fall back to unary NotifyTransactions.
+    /// Whether AnnounceStream and PushStream are served (`PreferredProtocol:
+    /// GrpcStream`); without them peers fall back to unary calls.
     pub streams: bool,
 }
 
 impl TxService {
-    fn arrived(&self) -> Result<(), Status> {
+    pub(super) fn arrived(&self) -> Result<(), Status> {
         if crate::tx::net::lost(self.drop_ratio) {
             return Err(Status::unavailable("dropped by fault injection"));
         }
         Ok(())
     }
 }
+
+/// The answers on a PushStream (see `tx_push`).
+pub type PushStreamAnswers = Pin<Box<dyn Stream<Item = Result<PushBatchAck, Status>> + Send>>;
 
 /// Maps crate errors to statuses a client can act on.
 pub fn tx_status(e: Error) -> Status {
@@ -74,7 +77,7 @@ fn fetch_item(d: &Distributor, hash: &TxHash) -> Result<TransactionResponse, Sta
 
 /// A response of hashes, flags and counters: random bytes that gzip cannot
 /// shrink, so it goes uncompressed whatever was negotiated.
-fn small<T>(msg: T) -> Response<T> {
+pub(super) fn small<T>(msg: T) -> Response<T> {
     let mut resp = Response::new(msg);
     resp.disable_compression();
     resp
@@ -90,7 +93,7 @@ fn hash_arg(field: &str, s: &str) -> Result<TxHash, Status> {
 
 /// What a request costs against the caller's allowance: its encoded size,
 /// and the transactions it carries.
-fn cost(msg: &impl Message, transactions: u64) -> RequestCost {
+pub(super) fn cost(msg: &impl Message, transactions: u64) -> RequestCost {
     RequestCost {
         bytes: msg.encoded_len() as u64,
         transactions,
@@ -337,75 +340,23 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<TransactionPush>,
     ) -> Result<Response<NotificationAck>, Status> {
-        // The transaction limit is on what a peer injects: its own
-        // transactions (round 1). Relays carry the network's traffic, which
-        // the request and byte limits bound.
-        let injected = u64::from(req.get_ref().round <= 1);
-        let a = self.guard.admit_grpc(
-            &req,
-            Some(&req.get_ref().sender_peer_id),
-            Action::Distribute,
-            cost(req.get_ref(), injected),
-        )?;
-        let r: Result<Response<NotificationAck>, Status> = async {
-            self.arrived()?;
-            let p = req.into_inner();
-            let new = self.distributor.on_push(p).await.map_err(tx_status)?;
-            Ok(small(NotificationAck {
-                already_known: !new,
-                will_request: false,
-            }))
-        }
-        .await;
-        self.guard.finish(&a, &r);
-        r
+        self.push_one(req).await
     }
 
     async fn push_transactions(
         &self,
         req: Request<PushBatch>,
     ) -> Result<Response<PushBatchAck>, Status> {
-        let b = req.get_ref();
-        let injected = b.pushes.iter().filter(|p| p.round <= 1).count() as u64;
-        let a = self.guard.admit_grpc(
-            &req,
-            Some(&b.sender_peer_id),
-            Action::Distribute,
-            cost(b, injected),
-        )?;
-        let r: Result<Response<PushBatchAck>, Status> = async {
-            self.arrived()?;
-            let PushBatch {
-                sender_peer_id,
-                pushes,
-            } = req.into_inner();
-            // Every push is checked before any is taken: a bad batch
-            // changes nothing.
-            for (i, p) in pushes.iter().enumerate() {
-                self.distributor
-                    .check_size(p.transaction_data.len() as u64)
-                    .map_err(|e| {
-                        let s = tx_status(e);
-                        Status::new(s.code(), format!("pushes[{i}]: {}", s.message()))
-                    })?;
-            }
-            // Together, so their commits share the store's group commit.
-            let outcomes = futures::future::join_all(pushes.into_iter().map(|p| {
-                self.distributor.on_push(TransactionPush {
-                    sender_peer_id: sender_peer_id.clone(),
-                    ..p
-                })
-            }))
-            .await;
-            let already_known = outcomes
-                .into_iter()
-                .map(|r| r.map(|new| !new).map_err(tx_status))
-                .collect::<Result<Vec<bool>, Status>>()?;
-            Ok(small(PushBatchAck { already_known }))
-        }
-        .await;
-        self.guard.finish(&a, &r);
-        r
+        self.push_many(req).await
+    }
+
+    type PushStreamStream = PushStreamAnswers;
+
+    async fn push_stream(
+        &self,
+        req: Request<tonic::Streaming<PushBatch>>,
+    ) -> Result<Response<Self::PushStreamStream>, Status> {
+        self.serve_push_stream(req)
     }
 
     async fn sync_transactions(

@@ -157,6 +157,10 @@ impl Distributor {
         self.m.id()
     }
 
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.m.metrics
+    }
+
     /// Size checks shared by every entry point.
     pub fn check_size(&self, size: u64) -> Result<()> {
         if size == 0 {

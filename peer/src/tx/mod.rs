@@ -7,6 +7,7 @@ pub mod hot;
 mod links;
 mod mailbox;
 pub mod net;
+mod outgoing;
 mod pull;
 mod push;
 pub mod queue;

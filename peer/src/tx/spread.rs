@@ -12,6 +12,7 @@ use super::distributor::{Distributor, PeerRef, TreeLink};
 use super::gossip::{PushRule, split_push};
 use super::mailbox::{IDLE, gather};
 use super::net::{Gzip, status_err};
+use super::outgoing::Outgoing;
 use super::pull::Pull;
 use super::push::QueuedPush;
 use super::store::{TxHash, hash_of, to_hex};
@@ -22,6 +23,9 @@ use crate::{Error, Result};
 
 /// Most announcements in one NotifyTransactions call.
 const MAX_BATCH: usize = 1024;
+
+/// Announcement batches that may wait for a peer's AnnounceStream.
+const ANNOUNCE_STREAM_BUFFER: usize = 256;
 
 /// Most `LazyPullDelaySeconds` a lazy notice waits for the tree while the
 /// tree keeps delivering other transactions late (a busy node, not a cut
@@ -149,7 +153,7 @@ impl Distributor {
         peer: PeerRef,
         mut rx: mpsc::UnboundedReceiver<CompactNotification>,
     ) {
-        let mut stream: Option<mpsc::Sender<NotificationBatch>> = None;
+        let mut stream = Outgoing::new(ANNOUNCE_STREAM_BUFFER);
         let mut carry = None;
         loop {
             let batch = gather(&mut rx, &mut carry, IDLE, MAX_BATCH, u64::MAX, |_| 0).await;
@@ -174,64 +178,48 @@ impl Distributor {
         self.announce_boxes.retire(&peer.id);
     }
 
-    /// Sends a batch on the peer's AnnounceStream, opening it if needed
-    /// (once more if the old one broke).
+    /// Sends a batch on the peer's AnnounceStream, opening it if needed.
     async fn stream_batch(
         &self,
         peer: &PeerRef,
-        stream: &mut Option<mpsc::Sender<NotificationBatch>>,
+        stream: &mut Outgoing<NotificationBatch>,
         notes: Vec<CompactNotification>,
     ) -> Result<()> {
         let count = notes.len() as u64;
-        let mut batch = NotificationBatch {
+        let batch = NotificationBatch {
             sender_peer_id: String::new(),
             notifications: notes,
         };
-        for _attempt in 0..2 {
-            let tx = match stream {
-                Some(tx) if !tx.is_closed() => tx.clone(),
-                _ => {
-                    // A new stream starts by naming the sender.
-                    batch.sender_peer_id = self.me().to_owned();
-                    let (tx, rx) = mpsc::channel(256);
-                    let mut c = self.clients.client(peer, Gzip::Off)?;
-                    let url = peer.url.clone();
-                    let comm = self.clients.comm.clone();
-                    tokio::spawn(async move {
-                        let call =
-                            c.announce_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-                        if let Err(s) = call.await {
-                            tracing::debug!(peer = %url, status = %s, "announcement stream ended");
-                            // Later batches go unary; what this stream lost,
-                            // anti-entropy recovers.
-                            if s.code() == tonic::Code::Unimplemented {
-                                comm.step_down(&url, Protocol::GrpcStream);
-                            }
+        let mut bytes = prost::Message::encoded_len(&batch) as u64;
+        let opened = stream
+            .send(&peer.url, batch, |first, rx| {
+                // A new stream starts by naming the sender.
+                first.sender_peer_id = self.me().to_owned();
+                let mut c = self.clients.client(peer, Gzip::Off)?;
+                let url = peer.url.clone();
+                let comm = self.clients.comm.clone();
+                tokio::spawn(async move {
+                    let call = c.announce_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+                    if let Err(s) = call.await {
+                        tracing::debug!(peer = %url, status = %s, "announcement stream ended");
+                        // Later batches go unary; what this stream lost,
+                        // anti-entropy recovers.
+                        if s.code() == tonic::Code::Unimplemented {
+                            comm.step_down(&url, Protocol::GrpcStream);
                         }
-                    });
-                    *stream = Some(tx.clone());
-                    tx
-                }
-            };
-            let bytes = prost::Message::encoded_len(&batch) as u64;
-            match tx.send(batch).await {
-                Ok(()) => {
-                    let metrics = &self.m.metrics;
-                    metrics.bandwidth_sent.inc_by(bytes);
-                    metrics.announcements_sent.inc_by(count);
-                    metrics.announcement_bytes.inc_by(bytes);
-                    return Ok(());
-                }
-                Err(mpsc::error::SendError(back)) => {
-                    batch = back;
-                    *stream = None;
-                }
-            }
+                    }
+                });
+                Ok(())
+            })
+            .await?;
+        if opened {
+            bytes += prost::encoding::string::encoded_len(1, &self.me().to_owned()) as u64;
         }
-        Err(Error::PeerUnreachable {
-            peer: peer.url.clone(),
-            message: "announcement stream closed".into(),
-        })
+        let metrics = &self.m.metrics;
+        metrics.bandwidth_sent.inc_by(bytes);
+        metrics.announcements_sent.inc_by(count);
+        metrics.announcement_bytes.inc_by(bytes);
+        Ok(())
     }
 
     /// One NotifyTransactions call (or, with a REST peer, one REST notice

@@ -3,6 +3,7 @@
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
 //!       --fanout N --rounds N --eager-threshold BYTES --tls off,on --warmup N
+//!       --anti-entropy-ms MS (default 2000)
 //!       --skip-gossip
 //!       --skip-flush --skip-ingest]
 //!
@@ -42,6 +43,7 @@ struct Args {
     mode: GossipMode,
     lazy_peers: Option<usize>,
     lazy_delay: Option<Duration>,
+    anti_entropy: Duration,
     /// Transactions sent (and delivered) before measuring, so every case
     /// starts with its connections open: steady state, not first contact.
     warmup: usize,
@@ -94,6 +96,9 @@ fn args() -> Args {
         },
         lazy_peers: get("--lazy-peers").map(|s| s.parse().unwrap()),
         lazy_delay: get("--lazy-delay-ms").map(|s| Duration::from_millis(s.parse().unwrap())),
+        anti_entropy: Duration::from_millis(
+            get("--anti-entropy-ms").map_or(2000, |s| s.parse().unwrap()),
+        ),
         warmup: get("--warmup").map_or(0, |s| s.parse().unwrap()),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
         flush: !v.iter().any(|x| x == "--skip-flush"),
@@ -120,7 +125,7 @@ fn bench_config(a: &Args, data: &std::path::Path) -> PeerServiceConfig {
     if let Some(d) = a.lazy_delay {
         t.lazy_pull_delay_seconds = d;
     }
-    t.anti_entropy_interval_seconds = Duration::from_secs(2);
+    t.anti_entropy_interval_seconds = a.anti_entropy;
     cfg
 }
 
@@ -297,6 +302,19 @@ async fn run_case(
     eprintln!(
         "tree: {} prunes, {} grafts, {} eager links now (all peers)",
         tree.0, tree.1, tree.2
+    );
+    let sum = |f: &dyn Fn(&sorcha_peer::metrics::Metrics) -> u64| -> u64 {
+        nodes.iter().map(|n| f(&n.membership.metrics)).sum()
+    };
+    eprintln!(
+        "traffic: {} pushes by call, {} on streams, {} of them held already; \
+         {} pulls served; {} anti-entropy repairs; {} announcements (all peers, whole run)",
+        sum(&|m| m.tx_pushes_received.with_label_values(&["call"]).get()),
+        sum(&|m| m.tx_pushes_received.with_label_values(&["stream"]).get()),
+        sum(&|m| m.tx_push_duplicates.get()),
+        sum(&|m| m.tx_pulls_served.get()),
+        sum(&|m| m.anti_entropy_repairs.get()),
+        sum(&|m| m.announcements_sent.get()),
     );
     let busy = cpu_seconds() - cpu_from.1 - idle_rate * cpu_from.0.elapsed().as_secs_f64();
     let n = nodes.len();

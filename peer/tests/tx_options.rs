@@ -319,3 +319,44 @@ async fn queued_transactions_past_max_retries_become_visible_dead_letters() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_entropy_leaves_transactions_younger_than_an_interval_to_gossip() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, |c| {
+        quiet(c);
+        c.transaction_distribution.anti_entropy_interval_seconds = Duration::from_millis(200);
+    })
+    .await;
+    // Stored at one node only, bypassing gossip: one received long ago,
+    // one that stays younger than an interval throughout (received "in a
+    // minute").
+    let now = sorcha_peer::clock::now_ms();
+    let (old, young) = (payload(900, 300), payload(901, 300));
+    let store = &nodes[0].distributor.store;
+    store
+        .insert_relayed(hash_of(&old), old.clone(), now - 10_000)
+        .await
+        .unwrap();
+    store
+        .insert_relayed(hash_of(&young), young.clone(), now + 60_000)
+        .await
+        .unwrap();
+    wait_for("anti-entropy to repair the old one", LIMIT, || {
+        nodes[1].distributor.store.contains(&hash_of(&old)).unwrap()
+    })
+    .await;
+    // Several more rounds either way.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !nodes[1]
+            .distributor
+            .store
+            .contains(&hash_of(&young))
+            .unwrap(),
+        "the young one is left to gossip"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

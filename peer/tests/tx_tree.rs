@@ -129,3 +129,28 @@ async fn nodes_cut_off_by_a_dead_tree_node_graft_back_through_lazy_announcements
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_notices_wait_half_the_lazy_pull_delay_while_the_tree_delivers() {
+    let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, |c| {
+        tree(c);
+        c.transaction_distribution.lazy_announce_peers = 5;
+        c.transaction_distribution.lazy_pull_delay_seconds = Duration::from_secs(6);
+    })
+    .await;
+    let announced = |nodes: &[NodeHandle]| sum(nodes, |m| m.announcements_sent.get() as i64);
+    spread_one(&nodes, 0, 300, 1).await;
+    // Delivered by pushes; the lazy notices are still gathering (3 s).
+    assert_eq!(announced(&nodes), 0, "no lazy notice sent yet");
+    wait_for_or(
+        "the lazy notices to go out",
+        LIMIT,
+        || announced(&nodes) > 0,
+        String::new,
+    )
+    .await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

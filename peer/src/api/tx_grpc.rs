@@ -154,7 +154,8 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<TransactionResponse>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
-            self.distributor.pulled_by(&r.requesting_peer_id, r.graft);
+            self.distributor
+                .pulled_by(&r.requesting_peer_id, r.graft, 1);
             let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
             let data = self.distributor.get(&hash).map_err(tx_status)?;
             let skip_gzip = !(gzip_accepted && data.as_deref().is_some_and(worth_compressing));
@@ -190,7 +191,8 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<Self::StreamTransactionStream>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
-            self.distributor.pulled_by(&r.requesting_peer_id, r.graft);
+            self.distributor
+                .pulled_by(&r.requesting_peer_id, r.graft, 1);
             let hash = hash_arg("transaction_hash", &r.transaction_hash)?;
             let mut data = self
                 .distributor
@@ -397,7 +399,8 @@ impl TransactionDistribution for TxService {
         let r: Result<Response<Self::FetchTransactionsStream>, Status> = async {
             self.arrived()?;
             let r = req.into_inner();
-            self.distributor.pulled_by(&r.requesting_peer_id, r.graft);
+            self.distributor
+                .pulled_by(&r.requesting_peer_id, r.graft, r.hashes.len());
             if r.hashes.len() > MAX_FETCH_HASHES {
                 return Err(Status::invalid_argument(format!(
                     "hashes: at most {MAX_FETCH_HASHES} per request, got {}",

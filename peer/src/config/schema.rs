@@ -189,7 +189,8 @@ pub struct TransactionDistributionConfig {
     /// Addition, `Tree` mode: how long a node told of a transaction by a
     /// lazy announcement waits for the tree to bring it before pulling it
     /// (and grafting the announcer into its tree); one such delay per
-    /// 64 KiB of transaction above that size.
+    /// 64 KiB of transaction above that size. Lazy announcements themselves
+    /// gather for half this delay before they are sent.
     #[serde(with = "seconds")]
     pub lazy_pull_delay_seconds: Duration,
 }

@@ -64,6 +64,8 @@ pub struct Distributor {
     pub(super) announce_boxes: Mailboxes<CompactNotification>,
     /// Per-peer eager pushes waiting to be sent.
     pub(super) push_boxes: Mailboxes<QueuedPush>,
+    /// Lazy notices per peer (see `spread::Outbox::Lazy`).
+    pub(super) lazy_boxes: Mailboxes<CompactNotification>,
     /// Peers that refused this node's pushes, and until when they get
     /// announcements instead.
     pub(super) push_refused: Mutex<HashMap<String, Instant>>,
@@ -127,6 +129,7 @@ impl Distributor {
             clients,
             announce_boxes: Mailboxes::default(),
             push_boxes: Mailboxes::default(),
+            lazy_boxes: Mailboxes::default(),
             push_refused: Mutex::new(HashMap::new()),
             pulling: Mutex::new(HashMap::new()),
             submitted_at: Mutex::new(HashMap::new()),
@@ -228,10 +231,26 @@ impl Distributor {
         }
     }
 
-    /// True when this node holds `hash`: the bloom filter answers fast for
-    /// hashes never seen; its positives are confirmed against the store, so
-    /// a false positive costs a lookup, never a lost transaction.
+    /// True when this node holds `hash`: stored, or accepted and still
+    /// being committed. (Counting only stored ones, a node whose disk was
+    /// slow took lazy notices of what it had just received for misses, and
+    /// pulled and grafted.)
     pub fn holds(&self, hash: &TxHash) -> Result<bool> {
+        if self
+            .hot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(hash)
+        {
+            return Ok(true);
+        }
+        self.stored(hash)
+    }
+
+    /// Whether `hash` is stored: the bloom filter answers fast for hashes
+    /// never seen; its positives are confirmed against the store, so a
+    /// false positive costs a lookup, never a lost transaction.
+    fn stored(&self, hash: &TxHash) -> Result<bool> {
         let seen = self
             .dedupe
             .lock()
@@ -270,7 +289,7 @@ impl Distributor {
             .unwrap_or_else(|e| e.into_inner())
             .insert(hash, data.clone());
         let metrics = &self.m.metrics;
-        if !fresh || self.holds(&hash)? {
+        if !fresh || self.stored(&hash)? {
             metrics.tx_duplicates.inc();
             return Ok(false);
         }
@@ -305,13 +324,23 @@ impl Distributor {
         // A received transaction is already out in the network (stored as
         // distributed); only this node's own submissions wait for a first
         // successful send.
-        if from.is_some() {
+        let committed = if from.is_some() {
             self.store
                 .insert_relayed(hash, data.to_vec(), now_ms())
-                .await?;
+                .await
+        } else {
+            self.store.insert(hash, data.to_vec(), now_ms()).await
+        };
+        if let Err(e) = committed {
+            self.hot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&hash);
+            return Err(e);
+        }
+        if from.is_some() {
             metrics.bandwidth_received.inc_by(size);
         } else {
-            self.store.insert(hash, data.to_vec(), now_ms()).await?;
             // No spreading, or the first send succeeded before the commit
             // (its mark may have reached the writer ahead of the row).
             let sent = !self

@@ -46,6 +46,18 @@ impl HotCache {
     pub fn get(&self, hash: &TxHash) -> Option<Arc<[u8]>> {
         self.map.get(hash).cloned()
     }
+
+    pub fn contains(&self, hash: &TxHash) -> bool {
+        self.map.contains_key(hash)
+    }
+
+    /// Drops `hash` (its commit failed: the node does not hold it after
+    /// all). Its place in the eviction order goes when it comes up.
+    pub fn remove(&mut self, hash: &TxHash) {
+        if let Some(d) = self.map.remove(hash) {
+            self.bytes -= d.len();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -68,5 +80,11 @@ mod tests {
         assert!(c.insert([4; 32], Arc::from(&[0u8; 50][..])));
         assert_eq!(c.get(&[4; 32]).unwrap().len(), 50);
         assert!(c.get(&[3; 32]).is_none());
+        c.remove(&[4; 32]);
+        assert!(!c.contains(&[4; 32]));
+        assert!(
+            c.insert([4; 32], Arc::from(&[0u8; 5][..])),
+            "back after a failed commit"
+        );
     }
 }

@@ -198,11 +198,15 @@ impl Distributor {
         }
     }
 
-    /// A peer pulled from this node; `graft`: because the broadcast tree
-    /// failed to bring it the transaction, so push to it from now on.
-    pub fn pulled_by(&self, peer: &str, graft: bool) {
-        if graft {
-            self.tree_link(peer, TreeLink::Graft);
+    /// A peer pulled `hashes` from this node; `graft`: because the
+    /// broadcast tree failed to bring it the transaction, so push to it
+    /// from now on. A graft naming no transaction re-asserts a link (see
+    /// `reassert_tree`).
+    pub fn pulled_by(&self, peer: &str, graft: bool, hashes: usize) {
+        match (graft, hashes) {
+            (false, _) => {}
+            (true, 0) => self.tree_link(peer, TreeLink::Reasserted),
+            (true, _) => self.tree_link(peer, TreeLink::Graft),
         }
     }
 
@@ -250,8 +254,14 @@ impl Distributor {
                 }
                 tree.graft(peer);
             }
+            TreeLink::Reasserted => {
+                let was = tree.is_eager(peer);
+                if tree.reasserted(peer, Instant::now()) && !was {
+                    metrics.tree_grafts.inc();
+                }
+            }
             TreeLink::Prune => {
-                if tree.prune(peer) {
+                if tree.prune(peer, Instant::now()) {
                     metrics.tree_prunes.inc();
                 }
             }
@@ -268,6 +278,8 @@ pub(super) enum TreeLink {
     /// Pulled what the tree failed to bring it, or was pulled from for
     /// that reason: push to it again.
     Graft,
+    /// Asked to push to it: a re-assertion of the link by its other end.
+    Reasserted,
     /// A push on this link met a transaction already held: stop pushing.
     Prune,
 }

@@ -27,6 +27,19 @@ const MAX_BATCH: usize = 1024;
 /// Announcement batches that may wait for a peer's AnnounceStream.
 const ANNOUNCE_STREAM_BUFFER: usize = 256;
 
+/// A peer's two announcement outboxes.
+#[derive(Clone, Copy)]
+enum Outbox {
+    /// Sent at once: the receiver pulls what it lacks.
+    Now,
+    /// The tree's lazy notices (a backup in case the tree fails), gathered
+    /// for half `LazyPullDelaySeconds` before each call. Sent at once, most
+    /// arrived before the tree's push and each had the receiver wait and
+    /// check back; later they mostly meet transactions already held, and
+    /// a busy node sends a few batches instead of one call per notice.
+    Lazy,
+}
+
 /// Most `LazyPullDelaySeconds` a lazy notice waits for the tree while the
 /// tree keeps delivering other transactions late (a busy node, not a cut
 /// one).
@@ -135,30 +148,45 @@ impl Distributor {
         }
         let lazy = CompactNotification { lazy: true, ..note };
         for peer in targets.lazy {
-            self.announce_to(&peer, lazy.clone());
+            if let Some(rx) = self.lazy_boxes.deliver(&peer.id, lazy.clone()) {
+                tokio::spawn(self.clone().outbox(peer, rx, Outbox::Lazy));
+            }
         }
     }
 
     /// Queues an announcement on the peer's outbox, starting its sender.
     pub(super) fn announce_to(self: &Arc<Self>, peer: &PeerRef, note: CompactNotification) {
         if let Some(rx) = self.announce_boxes.deliver(&peer.id, note) {
-            tokio::spawn(self.clone().outbox(peer.clone(), rx));
+            tokio::spawn(self.clone().outbox(peer.clone(), rx, Outbox::Now));
         }
     }
 
     /// Sends whatever announcements have gathered for one peer in a single
-    /// call; ends after a minute without any.
+    /// call; ends after a minute without any. The lazy outbox lingers
+    /// before each call (see `Outbox::Lazy`).
     async fn outbox(
         self: Arc<Self>,
         peer: PeerRef,
         mut rx: mpsc::UnboundedReceiver<CompactNotification>,
+        kind: Outbox,
     ) {
+        let (boxes, linger) = match kind {
+            Outbox::Now => (&self.announce_boxes, std::time::Duration::ZERO),
+            Outbox::Lazy => (&self.lazy_boxes, self.cfg.lazy_pull_delay_seconds / 2),
+        };
         let mut stream = Outgoing::new(ANNOUNCE_STREAM_BUFFER);
         let mut carry = None;
         loop {
-            let batch = gather(&mut rx, &mut carry, IDLE, MAX_BATCH, u64::MAX, |_| 0).await;
+            let mut batch = gather(&mut rx, &mut carry, IDLE, MAX_BATCH, u64::MAX, |_| 0).await;
             if batch.is_empty() {
                 break;
+            }
+            if !linger.is_zero() {
+                tokio::time::sleep(linger).await;
+                while batch.len() < MAX_BATCH {
+                    let Ok(note) = rx.try_recv() else { break };
+                    batch.push(note);
+                }
             }
             let hashes: Vec<TxHash> = batch
                 .iter()
@@ -175,7 +203,7 @@ impl Distributor {
             };
             self.sent(&peer, &hashes, result);
         }
-        self.announce_boxes.retire(&peer.id);
+        boxes.retire(&peer.id);
     }
 
     /// Sends a batch on the peer's AnnounceStream, opening it if needed.

@@ -316,8 +316,8 @@ impl TxStore {
     /// `since` (Unix ms), from memory: anti-entropy asks for these every
     /// round, and reading them from SQLite cost a scan of the whole TTL's
     /// worth of rows each time.
-    pub fn distributed_since(&self, since: i64) -> Vec<(TxHash, u64)> {
-        self.index.distributed_since(since)
+    pub fn distributed_in(&self, received: std::ops::Range<i64>) -> Vec<(TxHash, u64)> {
+        self.index.distributed_in(received)
     }
 
     /// Stored but never announced (a crash between ack and gossip).
@@ -397,11 +397,11 @@ mod tests {
         assert_eq!(s.received_since(0).unwrap()[0].hash, h);
         assert_eq!(s.received_since(6).unwrap().len(), 1);
         assert_eq!(
-            s.distributed_since(0),
+            s.distributed_in(0..i64::MAX),
             vec![(h, 5)],
             "'other' is not yet sent"
         );
-        assert!(s.distributed_since(6).is_empty());
+        assert!(s.distributed_in(6..i64::MAX).is_empty());
         s.prune(6).unwrap();
         s.insert(hash_of(b"x"), b"x".to_vec(), 9).await.unwrap();
         assert_eq!(

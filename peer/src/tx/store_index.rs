@@ -67,13 +67,13 @@ impl HashIndex {
         self.read().len()
     }
 
-    /// Hash and size of every distributed transaction received at or
-    /// after `since` (Unix ms), oldest first (in arrival order).
-    pub fn distributed_since(&self, since: i64) -> Vec<(TxHash, u64)> {
+    /// Hash and size of every distributed transaction received within
+    /// `received` (Unix ms), oldest first (in arrival order).
+    pub fn distributed_in(&self, received: std::ops::Range<i64>) -> Vec<(TxHash, u64)> {
         let mut rows: Vec<(i64, TxHash, u64)> = self
             .read()
             .iter()
-            .filter(|(_, e)| e.distributed && e.received_at >= since)
+            .filter(|(_, e)| e.distributed && received.contains(&e.received_at))
             .map(|(h, e)| (e.id, *h, e.size))
             .collect();
         rows.sort_unstable_by_key(|(id, _, _)| *id);
@@ -159,9 +159,14 @@ mod tests {
             more
         });
         assert_eq!(
-            index.distributed_since(2),
+            index.distributed_in(2..i64::MAX),
             vec![([2; 32], 1), ([6; 32], 1)],
             "[1] is older, [3] undistributed; in arrival order"
+        );
+        assert_eq!(
+            index.distributed_in(2..6),
+            vec![([2; 32], 1)],
+            "[6] is younger"
         );
     }
 

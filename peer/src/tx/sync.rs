@@ -103,9 +103,16 @@ impl Distributor {
     /// Hashes anti-entropy compares: those received within the TTL and
     /// already released to the network. A submission still in the offline
     /// queue stays out, so the queue alone decides its (ordered) release.
+    ///
+    /// Those received within the last interval stay out too: gossip is
+    /// still bringing them to the peer. Comparing them sent a busy node
+    /// after copies on their way (pulls racing the tree, announcements of
+    /// what the peer was about to get); the next round covers them.
     fn recent_hashes(&self) -> Result<Vec<(TxHash, u64)>> {
-        let since = now_ms() - self.cfg.transaction_cache_ttl.as_millis() as i64;
-        Ok(self.store.distributed_since(since))
+        let now = now_ms();
+        let since = now - self.cfg.transaction_cache_ttl.as_millis() as i64;
+        let settled = now - self.cfg.anti_entropy_interval_seconds.as_millis() as i64;
+        Ok(self.store.distributed_in(since..settled.max(since)))
     }
 
     /// One anti-entropy exchange with a random live peer: pull what it has

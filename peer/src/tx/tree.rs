@@ -11,7 +11,7 @@
 //! that misses one because the tree broke hears its hash from a lazy
 //! announcement, pulls it after a delay and grafts the announcer back in.
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -25,6 +25,13 @@ use super::store::TxHash;
 /// removes the cycles.
 pub const SEED_LINKS: usize = 3;
 
+/// Prune times kept before old ones are dropped.
+const PRUNES_REMEMBERED: usize = 1024;
+
+/// How long after pruning a link this node ignores the other end's
+/// re-assertion of it (see `Tree::reasserted`).
+pub const REASSERT_QUIET: Duration = Duration::from_secs(2);
+
 /// The eager links, by peer id.
 #[derive(Debug, Default)]
 pub struct Tree {
@@ -32,6 +39,8 @@ pub struct Tree {
     /// Whether this node opened its own `SEED_LINKS` yet (links other
     /// peers opened to it do not make it part of a connected tree).
     seeded: bool,
+    /// When each link was last pruned.
+    pruned_at: HashMap<String, Instant>,
 }
 
 /// Where one transaction goes: pushed (or, when large, announced for an
@@ -72,10 +81,33 @@ impl Tree {
         self.delivered_new(peer);
     }
 
+    /// `peer` re-asserted its link to this node (it re-asserts all its
+    /// links periodically, see `Distributor::reassert_tree`). Ignored
+    /// within `REASSERT_QUIET` of this node pruning that link: the
+    /// re-assertion was sent before the prune reached it. Taking it
+    /// reopened the link at this end only, the next re-assertion from here
+    /// reopened the other, and the cycle's next duplicate pruned it again;
+    /// under load that churn never settled. Returns whether it was taken.
+    pub fn reasserted(&mut self, peer: &str, now: Instant) -> bool {
+        let quiet = self
+            .pruned_at
+            .get(peer)
+            .is_some_and(|t| now.saturating_duration_since(*t) < REASSERT_QUIET);
+        if !quiet {
+            self.graft(peer);
+        }
+        !quiet
+    }
+
     /// A push crossed this link to a node that already held the
     /// transaction (seen from either end): the link closes a cycle.
     /// Returns whether it was eager.
-    pub fn prune(&mut self, peer: &str) -> bool {
+    pub fn prune(&mut self, peer: &str, now: Instant) -> bool {
+        if self.pruned_at.len() > PRUNES_REMEMBERED {
+            self.pruned_at
+                .retain(|_, t| now.saturating_duration_since(*t) < REASSERT_QUIET);
+        }
+        self.pruned_at.insert(peer.to_owned(), now);
         self.eager.remove(peer)
     }
 
@@ -281,8 +313,9 @@ mod tests {
         let mut t = seeded();
         t.delivered_new("p1");
         t.delivered_new("p2");
-        assert!(t.prune("p1"));
-        assert!(!t.prune("p1"), "already lazy");
+        let now = Instant::now();
+        assert!(t.prune("p1", now));
+        assert!(!t.prune("p1", now), "already lazy");
         t.graft("p5");
         let got = targets(&mut t, &peers, &[], 0);
         assert_eq!(got.eager, vec!["p2".to_string(), "p5".to_string()]);
@@ -310,13 +343,30 @@ mod tests {
         let peers = ids(8);
         let mut t = seeded();
         t.delivered_new("p1");
-        t.prune("p1");
+        t.prune("p1", Instant::now());
         assert_eq!(targets(&mut t, &peers, &[], 0).eager.len(), SEED_LINKS);
     }
 
     #[test]
+    fn a_reassertion_soon_after_a_prune_is_ignored() {
+        let mut t = seeded();
+        let t0 = Instant::now();
+        t.delivered_new("p1");
+        t.prune("p1", t0);
+        assert!(!t.reasserted("p1", t0 + Duration::from_millis(500)));
+        assert!(!t.is_eager("p1"), "it crossed the prune");
+        assert!(t.reasserted("p2", t0), "never pruned: taken");
+        assert!(t.reasserted("p1", t0 + REASSERT_QUIET), "a lasting claim");
+        assert!(t.is_eager("p1") && t.is_eager("p2"));
+        // A real graft (the peer pulled what the tree failed to bring)
+        // is taken at once.
+        t.prune("p2", t0);
+        t.graft("p2");
+        assert!(t.is_eager("p2"));
+    }
+
+    #[test]
     fn a_node_is_behind_while_older_announcements_are_still_arriving() {
-        use std::time::Duration;
         let ms = |n| Duration::from_millis(n);
         let t0 = Instant::now();
         let mut n = LazyNotices::default();

@@ -26,9 +26,14 @@ fn sum(nodes: &[NodeHandle], f: impl Fn(&sorcha_peer::metrics::Metrics) -> i64) 
 /// Submits one transaction at `origin` and waits until every node in
 /// `nodes` holds `count` transactions.
 async fn spread_one(nodes: &[NodeHandle], origin: usize, seed: u64, count: u64) {
+    spread_sized(nodes, origin, seed, 700, count).await
+}
+
+/// `spread_one` with a transaction of `size` bytes.
+async fn spread_sized(nodes: &[NodeHandle], origin: usize, seed: u64, size: usize, count: u64) {
     nodes[origin]
         .distributor
-        .submit(payload(seed, 700))
+        .submit(payload(seed, size))
         .await
         .unwrap();
     let counts = || {
@@ -150,6 +155,35 @@ async fn lazy_notices_wait_half_the_lazy_pull_delay_while_the_tree_delivers() {
         String::new,
     )
     .await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_keep_pushing_on_streams_well_past_the_push_backlog_limit() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, |c| {
+        tree(c);
+        // No lazy notice goes out while a transaction crosses the tree.
+        c.transaction_distribution.lazy_pull_delay_seconds = Duration::from_secs(4);
+    })
+    .await;
+    // 40 x 4 KiB crosses each link far more than the 64 KiB a peer may
+    // have queued: a streamed batch must leave the backlog once taken, or
+    // relays would fall back to announcements (and the peers pull).
+    for i in 0..40u64 {
+        spread_sized(&nodes, i as usize % 4, 400 + i, 4096, i + 1).await;
+    }
+    let streamed = sum(&nodes, |m| {
+        m.tx_pushes_received.with_label_values(&["stream"]).get() as i64
+    });
+    assert!(streamed >= 40, "{streamed} relayed pushes on streams");
+    assert_eq!(
+        sum(&nodes, |m| m.tx_pulls_served.get() as i64),
+        0,
+        "nobody pulled"
+    );
     for n in nodes {
         n.shutdown().await;
     }

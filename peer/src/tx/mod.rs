@@ -10,6 +10,7 @@ pub mod net;
 mod outgoing;
 mod pull;
 mod push;
+mod push_stream;
 pub mod queue;
 mod spread;
 pub mod store;

@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 
 use super::distributor::{Distributor, PeerRef, TreeLink};
 use super::mailbox::{IDLE, gather};
-use super::net::{Client, Gzip, status_err};
+use super::net::{Gzip, status_err};
 use super::outgoing::Outgoing;
+use super::push_stream::StreamedBatch;
 use super::spread::announcement;
 use super::store::TxHash;
 use crate::comm::{Op, Protocol};
@@ -42,10 +43,14 @@ const MAX_PUSH_BACKLOG: u64 = 64 * 1024;
 /// instead (its per-minute limits reset within this).
 const PUSH_REFUSED_FOR: Duration = Duration::from_secs(60);
 
-/// Batches that may wait for a peer's PushStream. Two: one being written
-/// while the next gathers; beyond that the mailbox's backlog limit decides
-/// (see `MAX_PUSH_BACKLOG`).
-const PUSH_STREAM_BUFFER: usize = 2;
+/// Largest batch of pushes (bytes of transactions) sent on a stream; a
+/// larger one goes by call (see `push_batch`).
+const MAX_STREAMED_BATCH: u64 = 64 * 1024;
+
+/// Batches that may wait for a peer's PushStream to take them: one, so
+/// what waits beyond it stays in the mailbox, where the backlog limit
+/// decides (see `MAX_PUSH_BACKLOG`).
+const PUSH_STREAM_BUFFER: usize = 1;
 
 /// One transaction waiting to be pushed to a peer.
 pub(super) struct QueuedPush {
@@ -109,22 +114,27 @@ impl Distributor {
                 break;
             }
             let weight = batch.iter().map(|p| p.size).sum();
-            self.push_batch(&peer, &mut stream, batch).await;
-            self.push_boxes.sent(&peer.id, weight);
+            // A batch on a stream leaves the backlog once the call takes
+            // it (see `StreamedBatch`); a unary call's once answered.
+            if !self.push_batch(&peer, &mut stream, batch, weight).await {
+                self.push_boxes.sent(&peer.id, weight);
+            }
         }
         self.push_boxes.retire(&peer.id);
     }
 
-    /// One call with `batch`; prunes the tree link if a push met a
-    /// transaction the peer held. Pushes the peer refuses (past what this
-    /// node may inject there per minute, say) are announced instead: the
-    /// peer can still pull them.
+    /// One call with `batch` (of `weight` in the peer's backlog); prunes
+    /// the tree link if a push met a transaction the peer held. Pushes the
+    /// peer refuses (past what this node may inject there per minute, say)
+    /// are announced instead: the peer can still pull them. True when the
+    /// batch went to the peer's push stream, which releases its weight.
     async fn push_batch(
         self: &Arc<Self>,
         peer: &PeerRef,
-        stream: &mut Outgoing<PushBatch>,
+        stream: &mut Outgoing<StreamedBatch>,
         batch: Vec<QueuedPush>,
-    ) {
+        weight: u64,
+    ) -> bool {
         // A transaction no longer held here (pruned meanwhile) is skipped.
         let mut items = Vec::with_capacity(batch.len());
         for q in batch {
@@ -133,17 +143,21 @@ impl Distributor {
             }
         }
         if items.is_empty() {
-            return;
+            return false;
         }
         let hashes: Vec<TxHash> = items.iter().map(|(q, _)| q.hash).collect();
         // Relays only: an origin's first sends wait for the answer that
         // proves delivery (and count against the peer's injection limit).
-        // Gzip is set per call, so compressible batches go by call too.
+        // Gzip is set per call, so compressible batches go by call too. So
+        // do large batches: a call's answer paces the link, where a stream
+        // takes the next batch before the peer has the last.
         let streamed = self.clients.comm.protocol(&peer.url) == Protocol::GrpcStream
+            && weight <= MAX_STREAMED_BATCH
             && items.iter().all(|(q, _)| q.round >= 2 && !q.compressible);
         if streamed {
-            let result = self.stream_pushes(peer, stream, items).await;
-            return self.sent(peer, &hashes, result);
+            let result = self.stream_pushes(peer, stream, items, weight).await;
+            self.sent(peer, &hashes, result);
+            return true;
         }
         let result = self.send_pushes(peer, &items).await;
         if let Err(Error::PeerRejected { .. }) = result {
@@ -151,7 +165,7 @@ impl Distributor {
             for (q, _) in &items {
                 self.announce_to(peer, q.announcement());
             }
-            return;
+            return false;
         }
         // The peer had it from elsewhere: this link closes a cycle. (A
         // failed push keeps the link: a peer that stays unreachable drops
@@ -163,82 +177,16 @@ impl Distributor {
             self.tree_link(&peer.id, TreeLink::Prune);
         }
         self.sent(peer, &hashes, result.map(drop));
+        false
     }
 
     /// Sending whole transactions to a peer only to have them refused again
     /// would waste the bytes: it gets announcements for a while.
-    fn refuse_pushes(&self, peer_id: &str) {
+    pub(super) fn refuse_pushes(&self, peer_id: &str) {
         self.push_refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(peer_id.to_owned(), Instant::now() + PUSH_REFUSED_FOR);
-    }
-
-    /// Sends relayed pushes on the peer's PushStream, opening it if needed.
-    /// What a broken stream loses, anti-entropy recovers.
-    async fn stream_pushes(
-        self: &Arc<Self>,
-        peer: &PeerRef,
-        stream: &mut Outgoing<PushBatch>,
-        items: Vec<(QueuedPush, Vec<u8>)>,
-    ) -> Result<()> {
-        let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();
-        let batch = PushBatch {
-            sender_peer_id: String::new(),
-            pushes: items
-                .into_iter()
-                .map(|(q, data)| TransactionPush {
-                    sender_peer_id: String::new(),
-                    transaction_data: data,
-                    round: q.round as i32,
-                    compressible: q.compressible,
-                })
-                .collect(),
-        };
-        stream
-            .send(&peer.url, batch, |first, rx| {
-                // A new stream starts by naming the sender.
-                first.sender_peer_id = self.me().to_owned();
-                let c = self.clients.client(peer, Gzip::Off)?;
-                tokio::spawn(self.clone().push_stream_call(c, rx, peer.clone()));
-                Ok(())
-            })
-            .await?;
-        self.m.metrics.bandwidth_sent.inc_by(bytes);
-        Ok(())
-    }
-
-    /// Runs one PushStream call: the answers name batches that met
-    /// transactions the peer held, so this link closes a cycle (pruned as
-    /// after a unary push). A peer that ends the stream refusing it gets
-    /// announcements for a while; one without the method, unary pushes.
-    async fn push_stream_call(
-        self: Arc<Self>,
-        mut c: Client,
-        rx: mpsc::Receiver<PushBatch>,
-        peer: PeerRef,
-    ) {
-        let call = async {
-            let mut answers = c
-                .push_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await?
-                .into_inner();
-            while let Some(ack) = answers.message().await? {
-                if ack.already_known.iter().any(|k| *k) {
-                    self.tree_link(&peer.id, TreeLink::Prune);
-                }
-            }
-            Ok::<(), tonic::Status>(())
-        };
-        let Err(s) = call.await else { return };
-        tracing::debug!(peer = %peer.url, status = %s, "push stream ended");
-        match status_err(&peer.url, s) {
-            Error::ProtocolUnsupported { .. } => {
-                self.clients.comm.step_down(&peer.url, Protocol::GrpcStream);
-            }
-            Error::PeerRejected { .. } => self.refuse_pushes(&peer.id),
-            _ => {}
-        }
     }
 
     /// Sends pushes: one alone by `PushTransaction`, several by

@@ -3,7 +3,7 @@
 //!   cargo bench -p sorcha-peer --bench gossip [-- --peers 100 --tx 200
 //!       --sizes 256,1024,10240,102400,1048576 --loads light,heavy
 //!       --fanout N --rounds N --eager-threshold BYTES --tls off,on --warmup N
-//!       --anti-entropy-ms MS (default 2000)
+//!       --anti-entropy-ms MS (default 2000) --warmup-every-ms MS (default: the load's)
 //!       --skip-gossip
 //!       --skip-flush --skip-ingest]
 //!
@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 #[path = "support/pki.rs"]
 mod pki;
 mod support;
+#[path = "support/tree_shape.rs"]
+mod tree_shape;
 
 struct Args {
     peers: usize,
@@ -47,6 +49,8 @@ struct Args {
     /// Transactions sent (and delivered) before measuring, so every case
     /// starts with its connections open: steady state, not first contact.
     warmup: usize,
+    /// Pace of the warm-up transactions (default: the case's own).
+    warmup_every: Option<Duration>,
     gossip: bool,
     flush: bool,
     ingest: bool,
@@ -100,6 +104,7 @@ fn args() -> Args {
             get("--anti-entropy-ms").map_or(2000, |s| s.parse().unwrap()),
         ),
         warmup: get("--warmup").map_or(0, |s| s.parse().unwrap()),
+        warmup_every: get("--warmup-every-ms").map(|s| Duration::from_millis(s.parse().unwrap())),
         gossip: !v.iter().any(|x| x == "--skip-gossip"),
         flush: !v.iter().any(|x| x == "--skip-flush"),
         ingest: !v.iter().any(|x| x == "--skip-ingest"),
@@ -253,7 +258,7 @@ async fn run_case(
             }
         });
     }
-    warm_up(a, &nodes, &mut rx, interval, seed).await;
+    warm_up(a, &nodes, &mut rx, a.warmup_every.unwrap_or(interval), seed).await;
     let idle_from = (Instant::now(), cpu_seconds());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rate = (cpu_seconds() - idle_from.1) / idle_from.0.elapsed().as_secs_f64();
@@ -264,8 +269,10 @@ async fn run_case(
     let mut arrivals: HashMap<TxHash, Vec<Instant>> = HashMap::new();
     let mut tick = tokio::time::interval(interval);
     let mut rng = seed;
+    let mut shapes = tree_shape::Samples::new(Duration::from_millis(100));
     for k in 0..a.tx {
         tick.tick().await;
+        shapes.sample(&nodes);
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -283,13 +290,15 @@ async fn run_case(
     let want = a.tx * nodes.len();
     let mut got: usize = arrivals.values().map(Vec::len).sum();
     while got < want && Instant::now() < deadline {
+        shapes.sample(&nodes);
         if let Ok(Some((_, h, t))) =
-            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
         {
             arrivals.entry(h).or_default().push(t);
             got += 1;
         }
     }
+    eprintln!("{}", shapes.summary());
     let after = totals(&nodes);
     let tree = nodes.iter().fold((0, 0, 0), |acc, n| {
         let m = &n.membership.metrics;

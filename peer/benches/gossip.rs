@@ -300,31 +300,7 @@ async fn run_case(
     }
     eprintln!("{}", shapes.summary());
     let after = totals(&nodes);
-    let tree = nodes.iter().fold((0, 0, 0), |acc, n| {
-        let m = &n.membership.metrics;
-        (
-            acc.0 + m.tree_prunes.get(),
-            acc.1 + m.tree_grafts.get(),
-            acc.2 + m.tree_eager_links.get(),
-        )
-    });
-    eprintln!(
-        "tree: {} prunes, {} grafts, {} eager links now (all peers)",
-        tree.0, tree.1, tree.2
-    );
-    let sum = |f: &dyn Fn(&sorcha_peer::metrics::Metrics) -> u64| -> u64 {
-        nodes.iter().map(|n| f(&n.membership.metrics)).sum()
-    };
-    eprintln!(
-        "traffic: {} pushes by call, {} on streams, {} of them held already; \
-         {} pulls served; {} anti-entropy repairs; {} announcements (all peers, whole run)",
-        sum(&|m| m.tx_pushes_received.with_label_values(&["call"]).get()),
-        sum(&|m| m.tx_pushes_received.with_label_values(&["stream"]).get()),
-        sum(&|m| m.tx_push_duplicates.get()),
-        sum(&|m| m.tx_pulls_served.get()),
-        sum(&|m| m.anti_entropy_repairs.get()),
-        sum(&|m| m.announcements_sent.get()),
-    );
+    tree_shape::print_counters(&nodes);
     let busy = cpu_seconds() - cpu_from.1 - idle_rate * cpu_from.0.elapsed().as_secs_f64();
     let n = nodes.len();
     let (mut t90, mut t100) = (Vec::new(), Vec::new());

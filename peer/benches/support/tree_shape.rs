@@ -1,6 +1,7 @@
-//! The broadcast tree's shape across an in-process network, sampled while a
-//! case runs: how many pieces the two-way links split the peers into, and
-//! how many links are open at one end only. A whole tree is one piece.
+//! The broadcast tree across an in-process network, for the bench's stderr:
+//! its shape sampled while a case runs (how many pieces the two-way links
+//! split the peers into, how many links are open at one end only; a whole
+//! tree is one piece), and the counters that explain a slow case.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -97,4 +98,27 @@ impl Samples {
             one_sided[one_sided.len() - 1],
         )
     }
+}
+
+/// Prints the whole network's tree and traffic counters (since it started).
+pub fn print_counters(nodes: &[NodeHandle]) {
+    let sum = |f: &dyn Fn(&sorcha_peer::metrics::Metrics) -> u64| -> u64 {
+        nodes.iter().map(|n| f(&n.membership.metrics)).sum()
+    };
+    eprintln!(
+        "tree: {} prunes, {} grafts, {} eager links now (all peers)",
+        sum(&|m| m.tree_prunes.get()),
+        sum(&|m| m.tree_grafts.get()),
+        sum(&|m| m.tree_eager_links.get() as u64),
+    );
+    eprintln!(
+        "traffic: {} pushes by call, {} on streams, {} of them held already; \
+         {} pulls served; {} anti-entropy repairs; {} announcements (all peers, whole run)",
+        sum(&|m| m.tx_pushes_received.with_label_values(&["call"]).get()),
+        sum(&|m| m.tx_pushes_received.with_label_values(&["stream"]).get()),
+        sum(&|m| m.tx_push_duplicates.get()),
+        sum(&|m| m.tx_pulls_served.get()),
+        sum(&|m| m.anti_entropy_repairs.get()),
+        sum(&|m| m.announcements_sent.get()),
+    );
 }

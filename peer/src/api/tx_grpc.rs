@@ -42,6 +42,27 @@ pub struct TxService {
 }
 
 impl TxService {
+    /// Admits a long-lived stream `method` (refused when this node serves
+    /// no streams: the caller falls back to `unary`); the caller's
+    /// connection, for charging each message to its limits.
+    pub(super) fn open_stream<T>(
+        &self,
+        req: &Request<T>,
+        method: &str,
+        unary: &str,
+    ) -> Result<Option<super::wire::Caller>, Status> {
+        if !self.streams {
+            return Err(Status::unimplemented(format!(
+                "{method}: this node serves gRPC without streams \
+                 (Communication.PreferredProtocol = Grpc); use {unary}"
+            )));
+        }
+        Ok(req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<super::wire::Caller>>()
+            .map(|c| c.0.clone()))
+    }
+
     pub(super) fn arrived(&self) -> Result<(), Status> {
         if crate::tx::net::lost(self.drop_ratio) {
             return Err(Status::unavailable("dropped by fault injection"));
@@ -288,16 +309,7 @@ impl TransactionDistribution for TxService {
         &self,
         req: Request<tonic::Streaming<NotificationBatch>>,
     ) -> Result<Response<NotificationBatchAck>, Status> {
-        if !self.streams {
-            return Err(Status::unimplemented(
-                "AnnounceStream: this node serves gRPC without streams \
-                 (Communication.PreferredProtocol = Grpc); use NotifyTransactions",
-            ));
-        }
-        let caller = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<super::wire::Caller>>()
-            .map(|c| c.0.clone());
+        let caller = self.open_stream(&req, "AnnounceStream", "NotifyTransactions")?;
         let mut stream = req.into_inner();
         let mut sender = String::new();
         loop {

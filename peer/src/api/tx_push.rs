@@ -127,16 +127,7 @@ impl TxService {
         &self,
         req: Request<tonic::Streaming<PushBatch>>,
     ) -> Result<Response<super::tx_grpc::PushStreamAnswers>, Status> {
-        if !self.streams {
-            return Err(Status::unimplemented(
-                "PushStream: this node serves gRPC without streams \
-                 (Communication.PreferredProtocol = Grpc); use PushTransactions",
-            ));
-        }
-        let caller = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<Caller>>()
-            .map(|c| c.0.clone());
+        let caller = self.open_stream(&req, "PushStream", "PushTransactions")?;
         let reader = StreamReader {
             distributor: self.distributor.clone(),
             guard: self.guard.clone(),

@@ -76,14 +76,10 @@ impl TxService {
         let r: Result<Response<NotificationAck>, Status> = async {
             self.arrived()?;
             let p = req.into_inner();
-            self.distributor
-                .metrics()
-                .tx_pushes_received
-                .with_label_values(&["call"])
-                .inc();
-            let new = self.distributor.on_push(p).await.map_err(tx_status)?;
+            let sender = p.sender_peer_id.clone();
+            let known = take_batch(&self.distributor, &sender, vec![p], "call").await?;
             Ok(small(NotificationAck {
-                already_known: !new,
+                already_known: known.first().copied().unwrap_or(false),
                 will_request: false,
             }))
         }

@@ -54,6 +54,11 @@ pub enum Error {
     StoreClosed(String),
     #[error("writing to {path} failed: {message}")]
     StoreWrite { path: String, message: String },
+    #[error("transaction file {path}: {source}")]
+    StoreFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("address lookup via {target} failed: {message}")]
     AddressLookup { target: String, message: String },
     #[error("{0} is not implemented yet")]
@@ -83,6 +88,7 @@ impl Error {
             Error::InvalidTransaction(_) => "invalid_transaction",
             Error::TransactionTooLarge { .. } => "transaction_too_large",
             Error::StoreWrite { .. } => "store_write",
+            Error::StoreFile { .. } => "store_file",
             Error::Security(_) => "security",
         }
     }

@@ -188,3 +188,34 @@ async fn relays_keep_pushing_on_streams_well_past_the_push_backlog_limit() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_above_the_tree_push_limit_cross_each_link_once_by_pull() {
+    let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, |c| {
+        tree(c);
+        c.transaction_distribution.lazy_pull_delay_seconds = Duration::from_secs(4);
+    })
+    .await;
+    let pushes = || {
+        sum(&nodes, |m| {
+            (m.tx_pushes_received.with_label_values(&["call"]).get()
+                + m.tx_pushes_received.with_label_values(&["stream"]).get()) as i64
+        })
+    };
+    // Every link is still eager: pushed whole, this copy would reach most
+    // nodes several times over.
+    let large = sorcha_peer::tx::TREE_PUSH_MAX as usize + 1;
+    spread_sized(&nodes, 0, 500, large, 1).await;
+    assert_eq!(pushes(), 0, "nothing above the limit is pushed");
+    assert_eq!(
+        sum(&nodes, |m| m.tx_pulls_served.get() as i64),
+        5,
+        "one pull per node that lacked it"
+    );
+    spread_sized(&nodes, 1, 501, 1024, 2).await;
+    assert!(pushes() > 0, "smaller ones are");
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

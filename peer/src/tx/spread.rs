@@ -50,6 +50,19 @@ const LAZY_WAITS: usize = 8;
 /// longer to carry them (a 1 MiB transaction waits 16 delays).
 const LAZY_DELAY_UNIT: u64 = 64 * 1024;
 
+/// Tree links carry transactions up to this size whole; larger ones (up to
+/// `StreamingThreshold`, lower if that is lower) are announced on them and
+/// pulled at once from the first announcer. A push is sent before the
+/// sender knows whether the receiver already has it: until the tree has
+/// formed (every link starts eager) and whenever a repair graft closes a
+/// cycle, a node gets one whole copy per eager link. At 1 MiB those copies
+/// saturated the benchmark's 2 cores (to 100% p50 7.8 s for 15
+/// transactions, 1.35× the payload on the wire), while one pull per node
+/// took 3.1 s at 0.99×. At 100 KiB the push was still ahead (p50 51 ms
+/// against 58 ms): the pull's extra round trip costs more there than the
+/// few duplicates. See README "Stop 15".
+pub const TREE_PUSH_MAX: u64 = 256 * 1024;
+
 /// How long a lazy notice of a `size`-byte transaction waits each time.
 fn lazy_delay(configured: std::time::Duration, size: u64) -> std::time::Duration {
     configured.saturating_mul(size.div_ceil(LAZY_DELAY_UNIT).max(1) as u32)
@@ -120,8 +133,8 @@ impl Distributor {
     }
 
     /// `spread` on the broadcast tree: pushed whole to the eager links (or,
-    /// above the streaming threshold, announced for an immediate pull), the
-    /// hash announced lazily to a few others. `round` is 1 from the origin
+    /// above `TREE_PUSH_MAX`, announced for an immediate pull), the hash
+    /// announced lazily to a few others. `round` is 1 from the origin
     /// and 2 from relays: it only tells receivers whether the sender is the
     /// origin (whose first sends go by unary call, proving delivery).
     fn spread_tree(
@@ -138,7 +151,7 @@ impl Distributor {
         }
         self.m.metrics.gossip_rounds.inc();
         let note = announcement(hash, size, round, compressible);
-        let small = size <= self.cfg.streaming_threshold;
+        let small = size <= TREE_PUSH_MAX.min(self.cfg.streaming_threshold);
         for peer in targets.eager {
             if small {
                 self.push(&peer, queued(hash, size, round, compressible));

@@ -11,6 +11,7 @@
 //! origin holds its own durably, and anti-entropy refetches what a power
 //! loss took. On a shared disk, 100 nodes syncing every relayed copy were
 //! what spreading waited on.
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use super::group_commit;
+use super::store_files::TxFiles;
 use super::store_index::{Entry, HashIndex};
 use super::store_writer::{Commits, Write, Writer};
 
@@ -106,31 +108,42 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// The index over every stored row. `length(data)` is read from the row
-/// header, so large transactions' overflow pages are not read.
-fn load_index(conn: &Connection) -> rusqlite::Result<HashIndex> {
+/// Every stored row, for the index. `length(data)` is read from the row
+/// header, so large transactions' overflow pages are not read; it is 0
+/// for a row whose bytes are in a file (no transaction is empty).
+fn index_rows(conn: &Connection) -> rusqlite::Result<Vec<(TxHash, Entry)>> {
     let mut st = conn.prepare(
-        "SELECT hash, id, length(data), received_at, distributed FROM transactions ORDER BY id",
+        "SELECT hash, id, size, received_at, distributed, length(data) = 0 FROM transactions ORDER BY id",
     )?;
-    let rows = st
-        .query_map([], |r| {
-            let raw: Vec<u8> = r.get(0)?;
-            let entry = Entry {
-                id: r.get(1)?,
-                size: r.get::<_, i64>(2)? as u64,
-                received_at: r.get(3)?,
-                distributed: r.get(4)?,
-            };
-            Ok((raw, entry))
-        })?
-        .filter_map(|row| match row {
-            Ok((raw, entry)) => TxHash::try_from(raw.as_slice())
-                .ok()
-                .map(|hash| Ok((hash, entry))),
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(HashIndex::from_rows(rows))
+    st.query_map([], |r| {
+        let raw: Vec<u8> = r.get(0)?;
+        let entry = Entry {
+            id: r.get(1)?,
+            size: r.get::<_, i64>(2)? as u64,
+            received_at: r.get(3)?,
+            distributed: r.get(4)?,
+            in_file: r.get(5)?,
+        };
+        Ok((raw, entry))
+    })?
+    .filter_map(|row| match row {
+        Ok((raw, entry)) => TxHash::try_from(raw.as_slice())
+            .ok()
+            .map(|hash| Ok((hash, entry))),
+        Err(e) => Some(Err(e)),
+    })
+    .collect()
+}
+
+fn delete_rows(conn: &mut Connection, ids: impl Iterator<Item = i64>) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut delete = tx.prepare("DELETE FROM transactions WHERE id = ?1")?;
+        for id in ids {
+            delete.execute([id])?;
+        }
+    }
+    tx.commit()
 }
 
 pub struct TxStore {
@@ -139,6 +152,7 @@ pub struct TxStore {
     reader: Mutex<Connection>,
     index: Arc<HashIndex>,
     commits: Arc<Commits>,
+    files: Arc<TxFiles>,
 }
 
 /// Metadata of a stored transaction.
@@ -176,15 +190,37 @@ impl TxStore {
             path: path.display().to_string(),
             source,
         };
-        let writer_conn = open_conn(&path).map_err(err)?;
+        let files = Arc::new(TxFiles::open(data_dir)?);
+        let mut writer_conn = open_conn(&path).map_err(err)?;
         let reader = open_conn(&path).map_err(err)?;
-        let index = Arc::new(load_index(&reader).map_err(err)?);
+        let mut rows = index_rows(&reader).map_err(err)?;
+        let in_files: Vec<(TxHash, u64)> = rows
+            .iter()
+            .filter(|(_, e)| e.in_file)
+            .map(|(h, e)| (*h, e.size))
+            .collect();
+        let broken: HashSet<TxHash> = files.check(&in_files)?.into_iter().collect();
+        if !broken.is_empty() {
+            tracing::warn!(
+                path = %path.display(),
+                count = broken.len(),
+                "dropping transactions whose files a power loss cut; anti-entropy fetches them again"
+            );
+            let ids = rows
+                .iter()
+                .filter(|(h, _)| broken.contains(h))
+                .map(|(_, e)| e.id);
+            delete_rows(&mut writer_conn, ids).map_err(err)?;
+            rows.retain(|(h, _)| !broken.contains(h));
+        }
+        let index = Arc::new(HashIndex::from_rows(rows));
         let label = path.display().to_string();
         let mut writer = Writer {
             conn: writer_conn,
             synced: true,
             commits: Arc::new(Commits::default()),
             index: index.clone(),
+            files: files.clone(),
         };
         let commits = writer.commits.clone();
         let tx = group_commit::spawn("tx-writer", move |batch| writer.write_batch(batch, &label))
@@ -198,6 +234,7 @@ impl TxStore {
             reader: Mutex::new(reader),
             index,
             commits,
+            files,
         })
     }
 
@@ -281,6 +318,9 @@ impl TxStore {
         let Some(entry) = self.index.get(hash) else {
             return Ok(None);
         };
+        if entry.in_file {
+            return self.files.read(hash);
+        }
         // None if pruned since the index was read.
         self.read(|c| {
             c.prepare_cached("SELECT data FROM transactions WHERE id = ?1")?
@@ -360,220 +400,5 @@ fn meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TxMeta> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn insert_is_durable_idempotent_and_readable_after_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = b"hello".to_vec();
-        let h = hash_of(&data);
-        {
-            let s = TxStore::open(dir.path()).unwrap();
-            assert!(s.insert(h, data.clone(), 5).await.unwrap());
-            assert!(!s.insert(h, data.clone(), 6).await.unwrap());
-            assert_eq!(s.undistributed().unwrap().len(), 1);
-            s.mark_distributed(&[h]).unwrap();
-            // A later insert answers after the mark's commit.
-            s.insert(hash_of(b"other"), b"other".to_vec(), 7)
-                .await
-                .unwrap();
-        }
-        let s = TxStore::open(dir.path()).unwrap();
-        assert_eq!(s.get(&h).unwrap(), Some(data));
-        assert!(s.contains(&h).unwrap());
-        assert_eq!(
-            s.contains_each(&[h, hash_of(b"never")]).unwrap(),
-            vec![true, false]
-        );
-        assert_eq!(s.size_of(&h).unwrap(), Some(5));
-        let pending: Vec<TxHash> = s
-            .undistributed()
-            .unwrap()
-            .into_iter()
-            .map(|t| t.hash)
-            .collect();
-        assert_eq!(pending, vec![hash_of(b"other")]);
-        assert_eq!(s.received_since(0).unwrap()[0].hash, h);
-        assert_eq!(s.received_since(6).unwrap().len(), 1);
-        assert_eq!(
-            s.distributed_in(0..i64::MAX),
-            vec![(h, 5)],
-            "'other' is not yet sent"
-        );
-        assert!(s.distributed_in(6..i64::MAX).is_empty());
-        s.prune(6).unwrap();
-        s.insert(hash_of(b"x"), b"x".to_vec(), 9).await.unwrap();
-        assert_eq!(
-            s.count().unwrap(),
-            2,
-            "the old one pruned, 'other' and 'x' kept"
-        );
-    }
-
-    #[tokio::test]
-    async fn relayed_copies_are_committed_unsynced_and_count_as_distributed() {
-        let dir = tempfile::tempdir().unwrap();
-        let relayed = b"from a peer".to_vec();
-        let own = b"submitted here".to_vec();
-        {
-            let s = TxStore::open(dir.path()).unwrap();
-            assert!(
-                s.insert_relayed(hash_of(&relayed), relayed.clone(), 1)
-                    .await
-                    .unwrap()
-            );
-            assert_eq!(s.commits(), (0, 1), "a relayed copy is not synced");
-            assert!(s.insert(hash_of(&own), own.clone(), 2).await.unwrap());
-            assert_eq!(s.commits(), (1, 1), "a submission is synced");
-            assert!(s.awaits_first_send(&hash_of(&own)));
-            assert!(!s.awaits_first_send(&hash_of(&relayed)));
-        }
-        let s = TxStore::open(dir.path()).unwrap();
-        assert_eq!(s.get(&hash_of(&relayed)).unwrap(), Some(relayed));
-        let pending: Vec<TxHash> = s.undistributed().unwrap().iter().map(|t| t.hash).collect();
-        assert_eq!(
-            pending,
-            vec![hash_of(&own)],
-            "only the submission awaits its first send"
-        );
-        // The submission coming back from a peer marks the stored row.
-        assert!(
-            !s.insert_relayed(hash_of(&own), own.clone(), 4)
-                .await
-                .unwrap()
-        );
-        assert!(!s.awaits_first_send(&hash_of(&own)));
-        assert_eq!(s.commits(), (0, 1));
-        assert!(s.undistributed().unwrap().is_empty());
-        assert_eq!(s.count().unwrap(), 2);
-    }
-
-    #[tokio::test]
-    async fn concurrent_inserts_share_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(TxStore::open(dir.path()).unwrap());
-        let tasks: Vec<_> = (0..500u32)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let d = i.to_le_bytes().to_vec();
-                    s.insert(hash_of(&d), d, 1).await.unwrap()
-                })
-            })
-            .collect();
-        for t in tasks {
-            assert!(t.await.unwrap());
-        }
-        assert_eq!(s.count().unwrap(), 500);
-    }
-
-    #[tokio::test]
-    async fn a_store_in_the_first_layout_is_migrated_without_loss() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let c = Connection::open(dir.path().join(TRANSACTIONS_DB)).unwrap();
-            c.execute_batch(
-                "CREATE TABLE transactions (hash BLOB PRIMARY KEY, data BLOB NOT NULL,
-                   size INTEGER NOT NULL, received_at INTEGER NOT NULL,
-                   distributed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-                 CREATE INDEX idx_tx_received_at ON transactions(received_at);",
-            )
-            .unwrap();
-            for (i, d) in [b"one".as_slice(), b"two"].iter().enumerate() {
-                c.execute(
-                    "INSERT INTO transactions VALUES (?1, ?2, ?3, ?4, ?5)",
-                    rusqlite::params![&hash_of(d)[..], d, d.len() as i64, i as i64, i as i64],
-                )
-                .unwrap();
-            }
-        }
-        let s = TxStore::open(dir.path()).unwrap();
-        assert_eq!(s.get(&hash_of(b"two")).unwrap(), Some(b"two".to_vec()));
-        let pending: Vec<TxHash> = s.undistributed().unwrap().iter().map(|t| t.hash).collect();
-        assert_eq!(pending, vec![hash_of(b"one")]);
-        assert!(
-            s.insert(hash_of(b"three"), b"three".to_vec(), 3)
-                .await
-                .unwrap()
-        );
-        assert!(!s.insert(hash_of(b"one"), b"one".to_vec(), 4).await.unwrap());
-        assert_eq!(s.count().unwrap(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_store_with_a_unique_hash_index_is_migrated_keeping_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let c = Connection::open(dir.path().join(TRANSACTIONS_DB)).unwrap();
-            c.execute_batch(
-                "CREATE TABLE transactions (id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,
-                   data BLOB NOT NULL, size INTEGER NOT NULL, received_at INTEGER NOT NULL,
-                   distributed INTEGER NOT NULL DEFAULT 0);
-                 CREATE INDEX idx_tx_received_at ON transactions(received_at);",
-            )
-            .unwrap();
-            for (i, d) in [b"one".as_slice(), b"two"].iter().enumerate() {
-                c.execute(
-                    "INSERT INTO transactions VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    rusqlite::params![
-                        10 + i as i64,
-                        &hash_of(d)[..],
-                        d,
-                        d.len() as i64,
-                        i as i64,
-                        1
-                    ],
-                )
-                .unwrap();
-            }
-        }
-        let s = TxStore::open(dir.path()).unwrap();
-        let sql: String = s
-            .read(|c| {
-                c.query_row(
-                    "SELECT sql FROM sqlite_master WHERE name = 'transactions'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-            .unwrap();
-        assert!(!sql.contains("UNIQUE"), "{sql}");
-        assert_eq!(s.index.get(&hash_of(b"two")).unwrap().id, 11);
-        assert_eq!(s.get(&hash_of(b"one")).unwrap(), Some(b"one".to_vec()));
-        assert!(!s.insert(hash_of(b"two"), b"two".to_vec(), 5).await.unwrap());
-        assert_eq!(s.count().unwrap(), 2);
-    }
-
-    #[tokio::test]
-    async fn pruned_transactions_leave_the_index_and_can_be_stored_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = TxStore::open(dir.path()).unwrap();
-        let old = b"old".to_vec();
-        assert!(s.insert(hash_of(&old), old.clone(), 1).await.unwrap());
-        s.prune(2).unwrap();
-        // Queued behind the prune, in the same batch or the next.
-        assert!(s.insert(hash_of(&old), old.clone(), 3).await.unwrap());
-        assert_eq!(s.get(&hash_of(&old)).unwrap(), Some(old.clone()));
-        s.prune(4).unwrap();
-        s.insert(hash_of(b"new"), b"new".to_vec(), 5).await.unwrap();
-        assert!(!s.contains(&hash_of(&old)).unwrap());
-        assert_eq!(s.get(&hash_of(&old)).unwrap(), None);
-        assert_eq!(s.size_of(&hash_of(b"new")).unwrap(), Some(3));
-        drop(s);
-        let s = TxStore::open(dir.path()).unwrap();
-        assert_eq!(s.count().unwrap(), 1, "the index is rebuilt from the table");
-        assert!(s.contains(&hash_of(b"new")).unwrap());
-    }
-
-    #[test]
-    fn hashes_are_lowercase_hex_sha256() {
-        let h = hash_of(b"abc");
-        assert_eq!(
-            to_hex(&h),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(parse_hex(&to_hex(&h)), Some(h));
-        assert_eq!(parse_hex("xyz"), None);
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -22,6 +22,8 @@ pub struct Entry {
     pub received_at: i64,
     /// Sent to a peer at least once (or received from one).
     pub distributed: bool,
+    /// The bytes are in a file (`store_files`), not in the row.
+    pub in_file: bool,
 }
 
 /// foldhash is seeded per process, so peers cannot pick transactions whose
@@ -130,6 +132,7 @@ mod tests {
             size: 1,
             received_at: id,
             distributed: id % 2 == 0,
+            in_file: false,
         }
     }
 

@@ -7,6 +7,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 use super::store::TxHash;
+use super::store_files::{IN_FILE_ABOVE, TxFiles};
 use super::store_index::{Changes, Entry, HashIndex};
 use crate::{Error, Result};
 
@@ -41,13 +42,15 @@ pub struct Writer {
     pub synced: bool,
     pub commits: Arc<Commits>,
     pub index: Arc<HashIndex>,
+    pub files: Arc<TxFiles>,
 }
 
 impl Writer {
     /// Commits one batch, publishes it to the index, then answers its
     /// inserts (so a caller that was told "stored" finds it at once).
     pub fn write_batch(&mut self, batch: Vec<Write>, label: &str) {
-        let result = self.apply(&batch);
+        let mut written = Vec::new();
+        let result = self.apply(&batch, &mut written, label);
         let inserts = batch.into_iter().filter_map(|w| match w {
             Write::Insert { done, .. } => Some(done),
             _ => None,
@@ -60,6 +63,10 @@ impl Writer {
                 }
             }
             Err(e) => {
+                // Files of rows that were never committed.
+                for hash in &written {
+                    self.files.remove(hash);
+                }
                 tracing::error!(path = %label, error = %e, "transaction store write failed");
                 for done in inserts {
                     let _ = done.send(Err(Error::StoreWrite {
@@ -72,28 +79,44 @@ impl Writer {
     }
 
     /// One transaction for the batch, synced if it holds a submission; per
-    /// insert, whether it was new, and the batch's index changes.
-    fn apply(&mut self, batch: &[Write]) -> rusqlite::Result<(Vec<bool>, Changes)> {
+    /// insert, whether it was new, and the batch's index changes. Files of
+    /// large transactions are written (into `written`) before the commit
+    /// that adds their rows, and removed after the one that deletes them.
+    fn apply(
+        &mut self,
+        batch: &[Write],
+        written: &mut Vec<TxHash>,
+        label: &str,
+    ) -> Result<(Vec<bool>, Changes)> {
+        let sql = |source| Error::Store {
+            path: label.to_owned(),
+            source,
+        };
         let sync = batch
             .iter()
             .any(|w| matches!(w, Write::Insert { relayed: false, .. }));
         if sync != self.synced {
             let mode = if sync { "FULL" } else { "NORMAL" };
-            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.conn
+                .pragma_update(None, "synchronous", mode)
+                .map_err(sql)?;
             self.synced = sync;
         }
         let index = &self.index;
+        let files = &self.files;
         let mut changes = Changes::default();
-        let tx = self.conn.transaction()?;
+        let mut unlink = Vec::new();
+        let tx = self.conn.transaction().map_err(sql)?;
         let mut fresh = Vec::new();
-        {
+        let mut run = || -> rusqlite::Result<Result<()>> {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO transactions(hash, data, size, received_at, distributed) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut mark =
                 tx.prepare_cached("UPDATE transactions SET distributed = 1 WHERE id = ?1")?;
-            let mut prune = tx
-                .prepare_cached("DELETE FROM transactions WHERE received_at < ?1 RETURNING hash")?;
+            let mut prune = tx.prepare_cached(
+                "DELETE FROM transactions WHERE received_at < ?1 RETURNING hash, length(data) = 0",
+            )?;
             for w in batch {
                 match w {
                     Write::Insert {
@@ -120,9 +143,20 @@ impl Writer {
                         }
                         None => {
                             let size = data.len() as u64;
+                            let in_file = size > IN_FILE_ABOVE;
+                            if in_file {
+                                if let Err(e) = files.write(hash, data, sync) {
+                                    return Ok(Err(e));
+                                }
+                                written.push(*hash);
+                                // Pruned earlier in this batch and back:
+                                // the new row owns the file now.
+                                unlink.retain(|h| h != hash);
+                            }
+                            let row_data: &[u8] = if in_file { &[] } else { data };
                             insert.execute(params![
                                 &hash[..],
-                                data,
+                                row_data,
                                 size as i64,
                                 received_at,
                                 relayed
@@ -135,6 +169,7 @@ impl Writer {
                                     size,
                                     received_at: *received_at,
                                     distributed: *relayed,
+                                    in_file,
                                 },
                             );
                             fresh.push(true);
@@ -157,17 +192,31 @@ impl Writer {
                         }
                     }
                     Write::Prune { before } => {
-                        let gone = prune.query_map([before], |r| r.get::<_, Vec<u8>>(0))?;
-                        for raw in gone {
-                            if let Ok(hash) = TxHash::try_from(raw?.as_slice()) {
+                        let gone = prune.query_map([before], |r| {
+                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?))
+                        })?;
+                        for row in gone {
+                            let (raw, in_file) = row?;
+                            if let Ok(hash) = TxHash::try_from(raw.as_slice()) {
                                 changes.remove(hash);
+                                if in_file {
+                                    unlink.push(hash);
+                                }
                             }
                         }
                     }
                 }
             }
+            Ok(Ok(()))
+        };
+        run().map_err(sql)??;
+        if sync && !written.is_empty() {
+            files.sync_dir()?;
         }
-        tx.commit()?;
+        tx.commit().map_err(sql)?;
+        for hash in &unlink {
+            files.remove(hash);
+        }
         let counter = if sync {
             &self.commits.synced
         } else {

@@ -231,7 +231,12 @@ fn logged(f: impl FnOnce()) -> String {
         .with_writer(move || buf.clone())
         .with_ansi(false)
         .finish();
-    tracing::subscriber::with_default(sub, f);
+    tracing::subscriber::with_default(sub, || {
+        // Another test thread may have registered a callsite while no
+        // subscriber wanted it; its cached "never" would hide the line.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
 }
 

@@ -11,7 +11,6 @@
 //! origin holds its own durably, and anti-entropy refetches what a power
 //! loss took. On a shared disk, 100 nodes syncing every relayed copy were
 //! what spreading waited on.
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -199,7 +198,7 @@ impl TxStore {
             .filter(|(_, e)| e.in_file)
             .map(|(h, e)| (*h, e.size))
             .collect();
-        let broken: HashSet<TxHash> = files.check(&in_files)?.into_iter().collect();
+        let broken = files.check(&in_files)?;
         if !broken.is_empty() {
             tracing::warn!(
                 path = %path.display(),

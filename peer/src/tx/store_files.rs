@@ -17,6 +17,7 @@
 //! commit is synced), and removes it only after the commit that deleted
 //! the row. What a crash leaves between the two is settled when the store
 //! opens (`TxFiles::check`).
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -101,13 +102,13 @@ impl TxFiles {
     /// is missing or short. Those were relayed copies committed without a
     /// sync and cut by a power loss; the store drops them, and
     /// anti-entropy fetches them again.
-    pub fn check(&self, rows: &[(TxHash, u64)]) -> Result<Vec<TxHash>> {
-        let named: std::collections::HashMap<TxHash, u64> = rows.iter().copied().collect();
+    pub fn check(&self, rows: &[(TxHash, u64)]) -> Result<HashSet<TxHash>> {
+        let named: HashMap<TxHash, u64> = rows.iter().copied().collect();
         let listing = fs::read_dir(&self.dir).map_err(|source| Error::StoreFile {
             path: self.dir.display().to_string(),
             source,
         })?;
-        let mut whole = std::collections::HashSet::new();
+        let mut whole = HashSet::new();
         for entry in listing.flatten() {
             let name = entry.file_name();
             let hash = name.to_str().and_then(parse_hex);

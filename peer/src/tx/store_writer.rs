@@ -45,12 +45,23 @@ pub struct Writer {
     pub files: Arc<TxFiles>,
 }
 
+/// What one batch's SQL did, before its commit.
+#[derive(Default)]
+struct Staged<'a> {
+    /// Per insert, whether it was new.
+    fresh: Vec<bool>,
+    changes: Changes,
+    /// New large transactions, to be written as files before the commit.
+    to_write: Vec<(TxHash, &'a [u8])>,
+    /// Files of rows the batch deleted, to be removed after the commit.
+    unlink: Vec<TxHash>,
+}
+
 impl Writer {
     /// Commits one batch, publishes it to the index, then answers its
     /// inserts (so a caller that was told "stored" finds it at once).
     pub fn write_batch(&mut self, batch: Vec<Write>, label: &str) {
-        let mut written = Vec::new();
-        let result = self.apply(&batch, &mut written, label);
+        let result = self.apply(&batch, label);
         let inserts = batch.into_iter().filter_map(|w| match w {
             Write::Insert { done, .. } => Some(done),
             _ => None,
@@ -63,10 +74,6 @@ impl Writer {
                 }
             }
             Err(e) => {
-                // Files of rows that were never committed.
-                for hash in &written {
-                    self.files.remove(hash);
-                }
                 tracing::error!(path = %label, error = %e, "transaction store write failed");
                 for done in inserts {
                     let _ = done.send(Err(Error::StoreWrite {
@@ -80,14 +87,9 @@ impl Writer {
 
     /// One transaction for the batch, synced if it holds a submission; per
     /// insert, whether it was new, and the batch's index changes. Files of
-    /// large transactions are written (into `written`) before the commit
-    /// that adds their rows, and removed after the one that deletes them.
-    fn apply(
-        &mut self,
-        batch: &[Write],
-        written: &mut Vec<TxHash>,
-        label: &str,
-    ) -> Result<(Vec<bool>, Changes)> {
+    /// large transactions are written before the commit that adds their
+    /// rows (synced with it), and removed after the one that deletes them.
+    fn apply(&mut self, batch: &[Write], label: &str) -> Result<(Vec<bool>, Changes)> {
         let sql = |source| Error::Store {
             path: label.to_owned(),
             source,
@@ -102,119 +104,30 @@ impl Writer {
                 .map_err(sql)?;
             self.synced = sync;
         }
-        let index = &self.index;
-        let files = &self.files;
-        let mut changes = Changes::default();
-        let mut unlink = Vec::new();
         let tx = self.conn.transaction().map_err(sql)?;
-        let mut fresh = Vec::new();
-        let mut run = || -> rusqlite::Result<Result<()>> {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO transactions(hash, data, size, received_at, distributed) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut mark =
-                tx.prepare_cached("UPDATE transactions SET distributed = 1 WHERE id = ?1")?;
-            let mut prune = tx.prepare_cached(
-                "DELETE FROM transactions WHERE received_at < ?1 RETURNING hash, length(data) = 0",
-            )?;
-            for w in batch {
-                match w {
-                    Write::Insert {
-                        hash,
-                        data,
-                        received_at,
-                        relayed,
-                        ..
-                    } => match changes.get(index, hash) {
-                        // Already stored as an undistributed submission and
-                        // now back from a peer: it is out in the network.
-                        Some(stored) => {
-                            if *relayed && !stored.distributed {
-                                mark.execute([stored.id])?;
-                                changes.add(
-                                    *hash,
-                                    Entry {
-                                        distributed: true,
-                                        ..stored
-                                    },
-                                );
-                            }
-                            fresh.push(false);
-                        }
-                        None => {
-                            let size = data.len() as u64;
-                            let in_file = size > IN_FILE_ABOVE;
-                            if in_file {
-                                if let Err(e) = files.write(hash, data, sync) {
-                                    return Ok(Err(e));
-                                }
-                                written.push(*hash);
-                                // Pruned earlier in this batch and back:
-                                // the new row owns the file now.
-                                unlink.retain(|h| h != hash);
-                            }
-                            let row_data: &[u8] = if in_file { &[] } else { data };
-                            insert.execute(params![
-                                &hash[..],
-                                row_data,
-                                size as i64,
-                                received_at,
-                                relayed
-                            ])?;
-                            let id = tx.last_insert_rowid();
-                            changes.add(
-                                *hash,
-                                Entry {
-                                    id,
-                                    size,
-                                    received_at: *received_at,
-                                    distributed: *relayed,
-                                    in_file,
-                                },
-                            );
-                            fresh.push(true);
-                        }
-                    },
-                    Write::MarkDistributed(hashes) => {
-                        for hash in hashes {
-                            if let Some(stored) = changes.get(index, hash)
-                                && !stored.distributed
-                            {
-                                mark.execute([stored.id])?;
-                                changes.add(
-                                    *hash,
-                                    Entry {
-                                        distributed: true,
-                                        ..stored
-                                    },
-                                );
-                            }
-                        }
-                    }
-                    Write::Prune { before } => {
-                        let gone = prune.query_map([before], |r| {
-                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?))
-                        })?;
-                        for row in gone {
-                            let (raw, in_file) = row?;
-                            if let Ok(hash) = TxHash::try_from(raw.as_slice()) {
-                                changes.remove(hash);
-                                if in_file {
-                                    unlink.push(hash);
-                                }
-                            }
-                        }
-                    }
+        let staged = stage(&tx, &self.index, batch).map_err(sql)?;
+        let files = &self.files;
+        let committed = staged
+            .to_write
+            .iter()
+            .try_for_each(|(hash, data)| files.write(hash, data, sync))
+            .and_then(|()| {
+                if sync && !staged.to_write.is_empty() {
+                    files.sync_dir()?;
+                }
+                tx.commit().map_err(sql)
+            });
+        if let Err(e) = committed {
+            // Rows never committed: their files go too, unless the
+            // rolled-back batch had pruned a row that still names one.
+            for (hash, _) in &staged.to_write {
+                if !self.index.get(hash).is_some_and(|e| e.in_file) {
+                    files.remove(hash);
                 }
             }
-            Ok(Ok(()))
-        };
-        run().map_err(sql)??;
-        if sync && !written.is_empty() {
-            files.sync_dir()?;
+            return Err(e);
         }
-        tx.commit().map_err(sql)?;
-        for hash in &unlink {
+        for hash in &staged.unlink {
             files.remove(hash);
         }
         let counter = if sync {
@@ -223,6 +136,110 @@ impl Writer {
             &self.commits.unsynced
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok((fresh, changes))
+        Ok((staged.fresh, staged.changes))
     }
+}
+
+/// Runs the batch's SQL in `tx` (not yet committed).
+fn stage<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    index: &HashIndex,
+    batch: &'a [Write],
+) -> rusqlite::Result<Staged<'a>> {
+    let mut st = Staged::default();
+    let changes = &mut st.changes;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO transactions(hash, data, size, received_at, distributed) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut mark = tx.prepare_cached("UPDATE transactions SET distributed = 1 WHERE id = ?1")?;
+    let mut prune = tx.prepare_cached(
+        "DELETE FROM transactions WHERE received_at < ?1 RETURNING hash, length(data) = 0",
+    )?;
+    for w in batch {
+        match w {
+            Write::Insert {
+                hash,
+                data,
+                received_at,
+                relayed,
+                ..
+            } => match changes.get(index, hash) {
+                // Already stored as an undistributed submission and now
+                // back from a peer: it is out in the network.
+                Some(stored) => {
+                    if *relayed && !stored.distributed {
+                        mark.execute([stored.id])?;
+                        changes.add(
+                            *hash,
+                            Entry {
+                                distributed: true,
+                                ..stored
+                            },
+                        );
+                    }
+                    st.fresh.push(false);
+                }
+                None => {
+                    let size = data.len() as u64;
+                    let in_file = size > IN_FILE_ABOVE;
+                    if in_file {
+                        st.to_write.push((*hash, data));
+                        // Pruned earlier in this batch and back: the new
+                        // row owns the file now.
+                        st.unlink.retain(|h| h != hash);
+                    }
+                    let row_data: &[u8] = if in_file { &[] } else { data };
+                    insert.execute(params![
+                        &hash[..],
+                        row_data,
+                        size as i64,
+                        received_at,
+                        relayed
+                    ])?;
+                    changes.add(
+                        *hash,
+                        Entry {
+                            id: tx.last_insert_rowid(),
+                            size,
+                            received_at: *received_at,
+                            distributed: *relayed,
+                            in_file,
+                        },
+                    );
+                    st.fresh.push(true);
+                }
+            },
+            Write::MarkDistributed(hashes) => {
+                for hash in hashes {
+                    if let Some(stored) = changes.get(index, hash)
+                        && !stored.distributed
+                    {
+                        mark.execute([stored.id])?;
+                        changes.add(
+                            *hash,
+                            Entry {
+                                distributed: true,
+                                ..stored
+                            },
+                        );
+                    }
+                }
+            }
+            Write::Prune { before } => {
+                let gone = prune.query_map([before], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?))
+                })?;
+                for row in gone {
+                    let (raw, in_file) = row?;
+                    if let Ok(hash) = TxHash::try_from(raw.as_slice()) {
+                        changes.remove(hash);
+                        if in_file {
+                            st.unlink.push(hash);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(st)
 }

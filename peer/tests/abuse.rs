@@ -294,7 +294,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
     let e = tx_client(ro)
         .await
         .submit_transaction(SubmitTransactionRequest {
-            transaction_data: injected.clone(),
+            transaction_data: injected.clone().into(),
         })
         .await
         .unwrap_err();
@@ -305,7 +305,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
     let e = c
         .push_transaction(TransactionPush {
             sender_peer_id: ro_id.clone(),
-            transaction_data: injected.clone(),
+            transaction_data: injected.clone().into(),
             round: 1,
             compressible: false,
         })
@@ -481,7 +481,7 @@ async fn the_transaction_limit_counts_what_a_peer_injects_not_what_it_relays() {
     let mut c = tx_client(&node).await;
     let push = |sender: &str, seed: u64, round: i32| TransactionPush {
         sender_peer_id: sender.into(),
-        transaction_data: payload(seed, 300),
+        transaction_data: payload(seed, 300).into(),
         round,
         compressible: false,
     };

@@ -303,7 +303,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
     let mut c = sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient::connect(base.clone()).await.unwrap();
     let err = c
         .submit_transaction(sorcha_proto::transaction::SubmitTransactionRequest {
-            transaction_data: vec![1; 1001],
+            transaction_data: vec![1; 1001].into(),
         })
         .await
         .unwrap_err();
@@ -340,7 +340,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
     assert!(err.message().contains("hashes[1]"), "{}", err.message());
     let push = |data: Vec<u8>| sorcha_proto::transaction::TransactionPush {
         sender_peer_id: String::new(),
-        transaction_data: data,
+        transaction_data: data.into(),
         round: 2,
         compressible: false,
     };
@@ -412,7 +412,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         .await
         .unwrap()
         .into_inner();
-    assert!(r.found && r.transaction_data == b"hello");
+    assert!(r.found && r.transaction_data == b"hello"[..]);
     // Several at once: in request order, the unknown one marked not found.
     let mut answers = c
         .fetch_transactions(sorcha_proto::transaction::FetchRequest {
@@ -426,7 +426,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
     let unknown = answers.message().await.unwrap().unwrap();
     assert!(!unknown.found && unknown.transaction_hash == "07".repeat(32));
     let known = answers.message().await.unwrap().unwrap();
-    assert!(known.found && known.transaction_data == b"hello");
+    assert!(known.found && known.transaction_data == b"hello"[..]);
     assert!(answers.message().await.unwrap().is_none());
     node.shutdown().await;
 
@@ -458,7 +458,7 @@ async fn a_push_stream_answers_only_repeats_and_a_bad_batch_ends_it_changing_not
     let mut c = sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient::connect(node.url()).await.unwrap();
     let push = |data: Vec<u8>| TransactionPush {
         sender_peer_id: String::new(),
-        transaction_data: data,
+        transaction_data: data.into(),
         round: 2,
         compressible: false,
     };

@@ -227,20 +227,23 @@ impl TransactionDistribution for TxService {
                     .served
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(fault.delay).await;
-                let last = data.len() - 1;
-                data[last] ^= 0xff;
+                let mut corrupted = data.to_vec();
+                let last = corrupted.len() - 1;
+                corrupted[last] ^= 0xff;
+                data = corrupted.into();
             }
             let gzip = gzip_accepted && worth_compressing(&data);
             let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
-            let chunks: Vec<Result<TransactionChunk, Status>> = data
-                .chunks(CHUNK_BYTES)
+            // Chunks are slices of the held bytes, not copies.
+            let chunks: Vec<Result<TransactionChunk, Status>> = (0..data.len())
+                .step_by(CHUNK_BYTES)
                 .enumerate()
-                .map(|(i, c)| {
+                .map(|(i, from)| {
                     Ok(TransactionChunk {
                         transaction_hash: r.transaction_hash.clone(),
                         chunk_index: i as i32,
                         total_chunks: total,
-                        chunk_data: c.to_vec(),
+                        chunk_data: data.slice(from..(from + CHUNK_BYTES).min(data.len())),
                     })
                 })
                 .collect();

@@ -93,7 +93,7 @@ async fn submit_body(
             )
         }
     })?;
-    let s = d.submit(body.to_vec()).await?;
+    let s = d.submit(body).await?;
     let status = if s.already_known {
         StatusCode::OK
     } else {

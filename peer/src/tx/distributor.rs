@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::Bytes;
 use sorcha_proto::transaction::CompactNotification;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
@@ -182,7 +183,8 @@ impl Distributor {
 
     /// A client's submission. Answers once the transaction is durable: in
     /// the store (and spreading), or, while Offline, in the queue too.
-    pub async fn submit(self: &Arc<Self>, data: Vec<u8>) -> Result<Submitted> {
+    pub async fn submit(self: &Arc<Self>, data: impl Into<Bytes>) -> Result<Submitted> {
+        let data: Bytes = data.into();
         self.check_size(data.len() as u64)?;
         let hash = hash_of(&data);
         let hex = to_hex(&hash);
@@ -196,7 +198,7 @@ impl Distributor {
         if self.m.state() == NodeState::Offline {
             // Queue first: a full queue refuses before anything is stored.
             self.queue
-                .enqueue_batched(hex.clone(), data.clone(), now_ms())
+                .enqueue_batched(hex.clone(), data.to_vec(), now_ms())
                 .await?;
             self.m.metrics.tx_queue_size.set(self.queue.len() as i64);
             self.store.insert(hash, data, now_ms()).await?;
@@ -276,13 +278,12 @@ impl Distributor {
     pub(super) async fn accept(
         self: &Arc<Self>,
         hash: TxHash,
-        data: Vec<u8>,
+        data: Bytes,
         round: u32,
         from: Option<&str>,
         compressible: Option<bool>,
     ) -> Result<bool> {
         let size = data.len() as u64;
-        let data: Arc<[u8]> = data.into();
         let fresh = self
             .hot
             .lock()
@@ -325,11 +326,9 @@ impl Distributor {
         // distributed); only this node's own submissions wait for a first
         // successful send.
         let committed = if from.is_some() {
-            self.store
-                .insert_relayed(hash, data.to_vec(), now_ms())
-                .await
+            self.store.insert_relayed(hash, data, now_ms()).await
         } else {
-            self.store.insert(hash, data.to_vec(), now_ms()).await
+            self.store.insert(hash, data, now_ms()).await
         };
         if let Err(e) = committed {
             self.hot
@@ -379,7 +378,7 @@ impl Distributor {
     }
 
     /// Serves a stored transaction to a peer or client.
-    pub fn get(&self, hash: &TxHash) -> Result<Option<Vec<u8>>> {
+    pub fn get(&self, hash: &TxHash) -> Result<Option<Bytes>> {
         let found = self.data(hash)?;
         if let Some(data) = &found {
             self.m.metrics.tx_pulls_served.inc();
@@ -389,11 +388,11 @@ impl Distributor {
     }
 
     /// A transaction's bytes: recent ones from memory, others from disk.
-    pub(super) fn data(&self, hash: &TxHash) -> Result<Option<Vec<u8>>> {
+    pub(super) fn data(&self, hash: &TxHash) -> Result<Option<Bytes>> {
         let hot = self.hot.lock().unwrap_or_else(|e| e.into_inner()).get(hash);
         match hot {
-            Some(d) => Ok(Some(d.to_vec())),
-            None => self.store.get(hash),
+            Some(d) => Ok(Some(d)),
+            None => Ok(self.store.get(hash)?.map(Bytes::from)),
         }
     }
 }

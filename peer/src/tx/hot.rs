@@ -4,14 +4,15 @@
 //! it are served from here rather than from SQLite. Bounded in bytes;
 //! oldest out first.
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::store::TxHash;
 
 pub struct HotCache {
     capacity: usize,
     bytes: usize,
-    map: HashMap<TxHash, Arc<[u8]>>,
+    map: HashMap<TxHash, Bytes>,
     order: VecDeque<TxHash>,
 }
 
@@ -26,7 +27,7 @@ impl HotCache {
     }
 
     /// False (and nothing changes) if `hash` is already here.
-    pub fn insert(&mut self, hash: TxHash, data: Arc<[u8]>) -> bool {
+    pub fn insert(&mut self, hash: TxHash, data: Bytes) -> bool {
         if self.map.contains_key(&hash) {
             return false;
         }
@@ -43,7 +44,7 @@ impl HotCache {
         true
     }
 
-    pub fn get(&self, hash: &TxHash) -> Option<Arc<[u8]>> {
+    pub fn get(&self, hash: &TxHash) -> Option<Bytes> {
         self.map.get(hash).cloned()
     }
 
@@ -67,23 +68,23 @@ mod tests {
     #[test]
     fn keeps_the_newest_within_its_byte_budget() {
         let mut c = HotCache::new(10);
-        assert!(c.insert([1; 32], Arc::from(&[0u8; 4][..])));
+        assert!(c.insert([1; 32], Bytes::from_static(&[0u8; 4])));
         assert!(
-            !c.insert([1; 32], Arc::from(&[0u8; 4][..])),
+            !c.insert([1; 32], Bytes::from_static(&[0u8; 4])),
             "already present"
         );
-        assert!(c.insert([2; 32], Arc::from(&[0u8; 4][..])));
-        assert!(c.insert([3; 32], Arc::from(&[0u8; 4][..])));
+        assert!(c.insert([2; 32], Bytes::from_static(&[0u8; 4])));
+        assert!(c.insert([3; 32], Bytes::from_static(&[0u8; 4])));
         assert!(c.get(&[1; 32]).is_none(), "oldest evicted past 10 bytes");
         assert!(c.get(&[2; 32]).is_some() && c.get(&[3; 32]).is_some());
         // One oversized entry is still kept (it is the newest).
-        assert!(c.insert([4; 32], Arc::from(&[0u8; 50][..])));
+        assert!(c.insert([4; 32], Bytes::from_static(&[0u8; 50])));
         assert_eq!(c.get(&[4; 32]).unwrap().len(), 50);
         assert!(c.get(&[3; 32]).is_none());
         c.remove(&[4; 32]);
         assert!(!c.contains(&[4; 32]));
         assert!(
-            c.insert([4; 32], Arc::from(&[0u8; 5][..])),
+            c.insert([4; 32], Bytes::from_static(&[0u8; 5])),
             "back after a failed commit"
         );
     }

@@ -4,6 +4,7 @@
 //! corrupt fetch is retried from other peers that announced it.
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use sorcha_proto::transaction::{FetchRequest, TransactionRequest, TransactionResponse};
 
@@ -182,7 +183,7 @@ impl Distributor {
                 .await?;
             answers.push(TransactionResponse {
                 found: data.is_some(),
-                transaction_data: data.unwrap_or_default(),
+                transaction_data: data.map(Bytes::from).unwrap_or_default(),
                 ..Default::default()
             });
         }
@@ -190,7 +191,7 @@ impl Distributor {
     }
 
     /// Stores a pulled transaction and releases its claim.
-    async fn accept_pulled(self: &Arc<Self>, p: Pull, data: Vec<u8>, peer: &PeerRef) {
+    async fn accept_pulled(self: &Arc<Self>, p: Pull, data: Bytes, peer: &PeerRef) {
         let hash = p.hash;
         self.note_pulled(&hash);
         if let Err(e) = self
@@ -288,7 +289,7 @@ impl Distributor {
             .and_then(Vec::pop)
     }
 
-    async fn fetch(&self, p: &Pull, peer: &PeerRef) -> Result<Vec<u8>> {
+    async fn fetch(&self, p: &Pull, peer: &PeerRef) -> Result<Bytes> {
         let data = self
             .clients
             .comm
@@ -302,6 +303,7 @@ impl Distributor {
                             .rest
                             .get_transaction(&peer.url, Some(&peer.id), &to_hex(&p.hash), timeout)
                             .await?
+                            .map(Bytes::from)
                             .ok_or_else(|| not_held(peer, &p.hash))
                     }
                     _ => self.fetch_grpc(p, peer).await,
@@ -318,7 +320,7 @@ impl Distributor {
     }
 
     /// GetTransaction, or StreamTransaction above the streaming threshold.
-    async fn fetch_grpc(&self, p: &Pull, peer: &PeerRef) -> Result<Vec<u8>> {
+    async fn fetch_grpc(&self, p: &Pull, peer: &PeerRef) -> Result<Bytes> {
         let (hash, size) = (&p.hash, p.size);
         let req = TransactionRequest {
             transaction_hash: to_hex(hash),
@@ -345,7 +347,7 @@ impl Distributor {
                     return Err(self.corrupt(peer, hash, "larger than MaxTransactionSize"));
                 }
             }
-            Ok(data)
+            Ok(data.into())
         } else {
             let resp = c
                 .get_transaction(self.clients.request(req, size))

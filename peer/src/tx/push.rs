@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use sorcha_proto::transaction::{CompactNotification, PushBatch, TransactionPush};
 use tokio::sync::mpsc;
 
@@ -195,7 +196,7 @@ impl Distributor {
     async fn send_pushes(
         &self,
         peer: &PeerRef,
-        items: &[(QueuedPush, Vec<u8>)],
+        items: &[(QueuedPush, Bytes)],
     ) -> Result<Vec<bool>> {
         let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();
         let gzip = if items.iter().any(|(q, _)| q.compressible) {
@@ -216,7 +217,7 @@ impl Distributor {
                     .await
                     .map(|()| vec![false; count]);
             }
-            let push = |q: &QueuedPush, data: &Vec<u8>, sender: String| TransactionPush {
+            let push = |q: &QueuedPush, data: &Bytes, sender: String| TransactionPush {
                 sender_peer_id: sender,
                 transaction_data: data.clone(),
                 round: q.round as i32,

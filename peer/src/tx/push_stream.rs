@@ -1,6 +1,7 @@
 //! Relayed pushes on a peer's long-lived `PushStream` (see `push`).
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use sorcha_proto::transaction::{PushBatch, TransactionPush};
 use tokio::sync::mpsc;
@@ -44,7 +45,7 @@ impl Distributor {
         self: &Arc<Self>,
         peer: &PeerRef,
         stream: &mut Outgoing<StreamedBatch>,
-        items: Vec<(QueuedPush, Vec<u8>)>,
+        items: Vec<(QueuedPush, Bytes)>,
         weight: u64,
     ) -> Result<()> {
         let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -247,8 +248,13 @@ impl TxStore {
     /// Stores `data` under `hash` (the caller has computed it), not yet
     /// distributed. Resolves once committed and synced to the disk; `true`
     /// if it was new.
-    pub async fn insert(&self, hash: TxHash, data: Vec<u8>, received_at: i64) -> Result<bool> {
-        self.insert_as(hash, data, received_at, false).await
+    pub async fn insert(
+        &self,
+        hash: TxHash,
+        data: impl Into<Bytes>,
+        received_at: i64,
+    ) -> Result<bool> {
+        self.insert_as(hash, data.into(), received_at, false).await
     }
 
     /// Stores a transaction received from a peer, already distributed.
@@ -257,16 +263,16 @@ impl TxStore {
     pub async fn insert_relayed(
         &self,
         hash: TxHash,
-        data: Vec<u8>,
+        data: impl Into<Bytes>,
         received_at: i64,
     ) -> Result<bool> {
-        self.insert_as(hash, data, received_at, true).await
+        self.insert_as(hash, data.into(), received_at, true).await
     }
 
     async fn insert_as(
         &self,
         hash: TxHash,
-        data: Vec<u8>,
+        data: Bytes,
         received_at: i64,
         relayed: bool,
     ) -> Result<bool> {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
@@ -16,7 +17,7 @@ use crate::{Error, Result};
 pub enum Write {
     Insert {
         hash: TxHash,
-        data: Vec<u8>,
+        data: Bytes,
         received_at: i64,
         /// From a peer: stored as distributed, and committed without a sync.
         relayed: bool,

@@ -308,6 +308,7 @@ async fn a_read_only_peer_cannot_inject_transactions_but_can_fetch() {
             transaction_data: injected.clone().into(),
             round: 1,
             compressible: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -484,6 +485,7 @@ async fn the_transaction_limit_counts_what_a_peer_injects_not_what_it_relays() {
         transaction_data: payload(seed, 300).into(),
         round,
         compressible: false,
+        ..Default::default()
     };
     // Relayed transactions (round 2 and later) are not charged.
     for i in 0..5 {

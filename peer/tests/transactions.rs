@@ -343,6 +343,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
         transaction_data: data.into(),
         round: 2,
         compressible: false,
+        ..Default::default()
     };
     let batch = |pushes| sorcha_proto::transaction::PushBatch {
         sender_peer_id: "x".into(),
@@ -461,6 +462,7 @@ async fn a_push_stream_answers_only_repeats_and_a_bad_batch_ends_it_changing_not
         transaction_data: data.into(),
         round: 2,
         compressible: false,
+        ..Default::default()
     };
     let batch = |sender: &str, pushes| PushBatch {
         sender_peer_id: sender.into(),

@@ -20,3 +20,4 @@ mod store_index;
 mod store_writer;
 mod sync;
 mod tree;
+mod tree_rank;

@@ -59,6 +59,8 @@ pub(super) struct QueuedPush {
     pub size: u64,
     pub round: u32,
     pub compressible: bool,
+    /// Broadcast tree: the path maximum the push carries (see `tree_rank`).
+    pub path_max: u64,
 }
 
 impl QueuedPush {
@@ -222,6 +224,7 @@ impl Distributor {
                 transaction_data: data.clone(),
                 round: q.round as i32,
                 compressible: q.compressible,
+                path_max_rank: q.path_max,
             };
             let mut c = self.clients.client(peer, gzip)?;
             let known = if let [(q, data)] = items {

@@ -58,6 +58,7 @@ impl Distributor {
                     transaction_data: data,
                     round: q.round as i32,
                     compressible: q.compressible,
+                    path_max_rank: q.path_max,
                 })
                 .collect(),
         };

@@ -68,12 +68,13 @@ fn lazy_delay(configured: std::time::Duration, size: u64) -> std::time::Duration
     configured.saturating_mul(size.div_ceil(LAZY_DELAY_UNIT).max(1) as u32)
 }
 
-fn queued(hash: TxHash, size: u64, round: u32, compressible: bool) -> QueuedPush {
+fn queued(hash: TxHash, size: u64, round: u32, compressible: bool, path_max: u64) -> QueuedPush {
     QueuedPush {
         hash,
         size,
         round,
         compressible,
+        path_max,
     }
 }
 
@@ -124,7 +125,7 @@ impl Distributor {
         };
         let (push, announce) = split_push(targets, size, round, rule);
         for peer in push {
-            self.push(&peer, queued(hash, size, round, compressible));
+            self.push(&peer, queued(hash, size, round, compressible, 0));
         }
         let note = announcement(hash, size, round, compressible);
         for peer in announce {
@@ -152,9 +153,19 @@ impl Distributor {
         self.m.metrics.gossip_rounds.inc();
         let note = announcement(hash, size, round, compressible);
         let small = size <= TREE_PUSH_MAX.min(self.cfg.streaming_threshold);
+        // The origin's copy crossed no link yet; a relay's first copy was
+        // noted when its push arrived (see `on_push`).
+        let path_max = |peer: &PeerRef| {
+            let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+            if round == 1 {
+                tree.first_copy(hash, 0);
+            }
+            tree.path_max(&hash, self.me(), &peer.id)
+        };
         for peer in targets.eager {
             if small {
-                self.push(&peer, queued(hash, size, round, compressible));
+                let max = path_max(&peer);
+                self.push(&peer, queued(hash, size, round, compressible, max));
             } else {
                 self.announce_to(&peer, note.clone());
             }
@@ -494,6 +505,7 @@ impl Distributor {
             transaction_data: data,
             round,
             compressible,
+            path_max_rank,
         } = push;
         self.check_size(data.len() as u64)?;
         let hash = hash_of(&data);
@@ -504,6 +516,10 @@ impl Distributor {
             false
         } else {
             let round = u32::try_from(round).unwrap_or(0);
+            self.tree
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first_copy(hash, path_max_rank);
             self.accept(hash, data, round, Some(&sender), Some(compressible))
                 .await?
         };
@@ -514,6 +530,18 @@ impl Distributor {
             self.m.metrics.tx_push_duplicates.inc();
         }
         if new || self.was_pulled(&hash) {
+            return Ok(true);
+        }
+        // Only the highest-ranked link of the cycle the copies closed is
+        // pruned, so concurrent prunes cannot cut the tree (see
+        // `tree_rank`). The other duplicates keep coming until a copy meets
+        // on that link.
+        let closes = self
+            .tree
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closes_cycle_here(&hash, path_max_rank, self.me(), &sender);
+        if !closes {
             return Ok(true);
         }
         // Both ends prune (the sender on this answer): a link pruned at

@@ -5,8 +5,10 @@
 //! This is the Plumtree scheme (Leitão, Pereira, Rodrigues, SRDS 2007),
 //! written by hand because no maintained crate offers it apart from a
 //! transport. Links start eager; a link that delivers a transaction
-//! the receiver already holds is pruned (both ends stop pushing on it),
-//! so the eager links settle into a tree: each transaction then crosses
+//! the receiver already holds is pruned (both ends stop pushing on it)
+//! when it is the highest-ranked link of the cycle it closed (see
+//! `tree_rank`: concurrent prunes then cannot cut the tree), so the eager
+//! links settle into a tree: each transaction then crosses
 //! each node once, one message per hop and no pull round trip. A node
 //! that misses one because the tree broke hears its hash from a lazy
 //! announcement, pulls it after a delay and grafts the announcer back in.
@@ -17,13 +19,16 @@ use rand::Rng;
 
 use super::gossip::choose;
 use super::store::TxHash;
+use super::tree_rank::{PathMaxima, edge_rank, prunes_cycle};
 
 /// Eager links a node opens to random neighbours when it first spreads a
 /// transaction, and again whenever every link it had was pruned or
-/// failed. A random graph where every node brings 3 links is connected
-/// with high probability at any size that matters here, and pruning
-/// removes the cycles.
-pub const SEED_LINKS: usize = 3;
+/// failed. A random graph where every node brings 2 links is connected
+/// with high probability, and pruning removes the cycles. (3 made half
+/// again as many cycles, each costing duplicates until ranked pruning
+/// found its highest link: heavy-load p50 to 100% 328-388 ms against
+/// 16-55 ms with 2; see README "Stop 16".)
+pub const SEED_LINKS: usize = 2;
 
 /// Prune times kept before old ones are dropped.
 const PRUNES_REMEMBERED: usize = 1024;
@@ -41,6 +46,8 @@ pub struct Tree {
     seeded: bool,
     /// When each link was last pruned.
     pruned_at: HashMap<String, Instant>,
+    /// Each recent transaction's path maximum (see `tree_rank`).
+    paths: PathMaxima,
 }
 
 /// Where one transaction goes: pushed (or, when large, announced for an
@@ -109,6 +116,29 @@ impl Tree {
         }
         self.pruned_at.insert(peer.to_owned(), now);
         self.eager.remove(peer)
+    }
+
+    /// A transaction's first copy arrived here with path maximum `max`
+    /// (0 when submitted here).
+    pub fn first_copy(&mut self, hash: TxHash, max: u64) {
+        self.paths.note(hash, max);
+    }
+
+    /// The path maximum a push of `hash` from `me` to `peer` carries:
+    /// the first copy's, raised to this link's rank. Unknown (the copy was
+    /// pulled): the highest, so its duplicates prune nothing.
+    pub fn path_max(&self, hash: &TxHash, me: &str, peer: &str) -> u64 {
+        self.paths
+            .get(hash)
+            .unwrap_or(u64::MAX)
+            .max(edge_rank(me, peer))
+    }
+
+    /// Whether a duplicate of `hash` pushed by `peer` with path maximum
+    /// `max` closed a cycle whose highest link is this one (see
+    /// `tree_rank`): the only link of that cycle safe to prune.
+    pub fn closes_cycle_here(&self, hash: &TxHash, max: u64, me: &str, peer: &str) -> bool {
+        prunes_cycle(self.paths.get(hash), max, edge_rank(me, peer))
     }
 
     /// Opens `SEED_LINKS` links to random `neighbours` if this node has

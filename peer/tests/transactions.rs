@@ -333,6 +333,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
             requesting_peer_id: "x".into(),
             hashes: vec![vec![0; 32], vec![9; 31]],
             graft: false,
+            prune: false,
         })
         .await
         .unwrap_err();
@@ -420,6 +421,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
             requesting_peer_id: String::new(),
             hashes: vec![vec![7; 32], hash_of(b"hello").to_vec()],
             graft: false,
+            prune: false,
         })
         .await
         .unwrap()
@@ -441,6 +443,7 @@ async fn bad_submissions_get_clear_errors_and_change_nothing() {
             requesting_peer_id: "x".into(),
             hashes: vec![vec![0; 32]; 4097],
             graft: false,
+            prune: false,
         })
         .await
         .unwrap_err();

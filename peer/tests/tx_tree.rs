@@ -60,6 +60,22 @@ async fn spread_sized(nodes: &[NodeHandle], origin: usize, seed: u64, size: usiz
     .await;
 }
 
+/// Spreads transactions from rotating origins until the links form a tree
+/// (each link counted at both ends: 2 × (nodes − 1)); returns how many
+/// were spread. Ranked pruning drops a cycle's link only when a copy meets
+/// on its highest-ranked one, so how many it takes varies.
+async fn settle(nodes: &[NodeHandle], seed: u64) -> u64 {
+    let tree_links = 2 * (nodes.len() as i64 - 1);
+    for i in 0..60u64 {
+        spread_one(nodes, (i as usize * 3) % nodes.len(), seed + i, i + 1).await;
+        if i >= 4 && sum(nodes, |m| m.tree_eager_links.get()) == tree_links {
+            return i + 1;
+        }
+    }
+    let links: Vec<Vec<String>> = nodes.iter().map(|n| n.distributor.tree_links()).collect();
+    panic!("the links never settled into a tree: {links:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_settle_onto_a_tree_that_brings_each_transaction_once() {
     let dirs: Vec<_> = (0..8).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -68,14 +84,12 @@ async fn pushes_settle_onto_a_tree_that_brings_each_transaction_once() {
         c.transaction_distribution.lazy_pull_delay_seconds = Duration::from_millis(100);
     })
     .await;
-    for i in 0..10u64 {
-        spread_one(&nodes, (i as usize * 3) % 8, 100 + i, i + 1).await;
-    }
+    let spread = settle(&nodes, 100).await;
     // Links start as a random graph with cycles; each cycle met a
     // duplicate push and was pruned at both ends.
     assert!(sum(&nodes, |m| m.tree_prunes.get() as i64) > 0);
     let wasted = sum(&nodes, |m| m.tx_push_duplicates.get() as i64);
-    for i in 10..20u64 {
+    for i in spread..spread + 10 {
         spread_one(&nodes, (i as usize * 5) % 8, 100 + i, i + 1).await;
     }
     // Settled: each transaction crosses each link once. (Announcing in
@@ -112,9 +126,7 @@ async fn nodes_cut_off_by_a_dead_tree_node_graft_back_through_lazy_announcements
         c.transaction_distribution.lazy_pull_delay_seconds = Duration::from_millis(100);
     })
     .await;
-    for i in 0..5u64 {
-        spread_one(&nodes, (i as usize * 3) % 8, 200 + i, i + 1).await;
-    }
+    let spread = settle(&nodes, 200).await;
     // The busiest inner node of the tree leaves: the peers beneath it
     // hear of new transactions only from lazy announcements.
     let hub = (0..nodes.len())
@@ -123,7 +135,7 @@ async fn nodes_cut_off_by_a_dead_tree_node_graft_back_through_lazy_announcements
     assert!(nodes[hub].membership.metrics.tree_eager_links.get() >= 2);
     nodes.remove(hub).shutdown().await;
     let grafts = sum(&nodes, |m| m.tree_grafts.get() as i64);
-    for i in 5..15u64 {
+    for i in spread..spread + 10 {
         spread_one(&nodes, i as usize % nodes.len(), 200 + i, i + 1).await;
     }
     assert!(

@@ -416,6 +416,9 @@ impl TransactionDistribution for TxService {
             let r = req.into_inner();
             self.distributor
                 .pulled_by(&r.requesting_peer_id, r.graft, r.hashes.len());
+            if r.prune && r.hashes.is_empty() {
+                self.distributor.pruned_by(&r.requesting_peer_id);
+            }
             if r.hashes.len() > MAX_FETCH_HASHES {
                 return Err(Status::invalid_argument(format!(
                     "hashes: at most {MAX_FETCH_HASHES} per request, got {}",

@@ -190,10 +190,25 @@ impl Distributor {
         self.ask_grafts(&g.reachable, &self.tree_links());
     }
 
+    /// Drops the tree link to `peer` and asks it to drop its end (a
+    /// prune not carried by a push's answer).
+    pub(super) fn prune_and_tell(self: &Arc<Self>, peer: &str) {
+        self.tree_link(peer, TreeLink::Prune);
+        let found = self
+            .neighbours()
+            .reachable
+            .iter()
+            .find(|p| p.id == peer)
+            .cloned();
+        if let Some(p) = found {
+            tokio::spawn(self.clone().ask_link(p, false));
+        }
+    }
+
     fn ask_grafts(self: &Arc<Self>, reachable: &[PeerRef], ids: &[String]) {
         for id in ids {
             if let Some(peer) = reachable.iter().find(|p| &p.id == id) {
-                tokio::spawn(self.clone().ask_graft(peer.clone()));
+                tokio::spawn(self.clone().ask_link(peer.clone(), true));
             }
         }
     }
@@ -202,6 +217,11 @@ impl Distributor {
     /// broadcast tree failed to bring it the transaction, so push to it
     /// from now on. A graft naming no transaction re-asserts a link (see
     /// `reassert_tree`).
+    /// `peer` dropped its tree link to this node (see `FetchRequest.prune`).
+    pub fn pruned_by(&self, peer: &str) {
+        self.tree_link(peer, TreeLink::Prune);
+    }
+
     pub fn pulled_by(&self, peer: &str, graft: bool, hashes: usize) {
         match (graft, hashes) {
             (false, _) => {}

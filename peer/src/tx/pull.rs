@@ -71,14 +71,17 @@ impl Distributor {
         }
     }
 
-    /// Asks `peer` to push to this node from now on: a FetchTransactions
-    /// call naming no transaction, only the graft. Failure is harmless
-    /// (the first push on the link makes it two-way too).
-    pub(super) async fn ask_graft(self: Arc<Self>, peer: PeerRef) {
+    /// Asks `peer` to push to this node from now on (`graft`), or to stop
+    /// (prune): a FetchTransactions call naming no transaction. Failure is
+    /// harmless: the first push on a grafted link makes it two-way too,
+    /// and a link left open at the other end is pruned by a later
+    /// duplicate.
+    pub(super) async fn ask_link(self: Arc<Self>, peer: PeerRef, graft: bool) {
         let req = FetchRequest {
             requesting_peer_id: self.me().to_owned(),
             hashes: Vec::new(),
-            graft: true,
+            graft,
+            prune: !graft,
         };
         let result = async {
             let mut c = self.clients.client(&peer, Gzip::Off)?;
@@ -89,7 +92,7 @@ impl Distributor {
         }
         .await;
         if let Err(e) = result {
-            tracing::debug!(peer = %peer.id, error = %e, "graft request failed");
+            tracing::debug!(peer = %peer.id, graft, error = %e, "tree link request failed");
         }
     }
 
@@ -101,6 +104,7 @@ impl Distributor {
             requesting_peer_id: self.me().to_owned(),
             hashes: group.iter().map(|p| p.hash.to_vec()).collect(),
             graft: group.iter().any(|p| p.graft),
+            prune: false,
         };
         let bytes = group.iter().map(|p| p.size).sum();
         let gzip = if group.iter().any(|p| p.gzip != Gzip::Off) {

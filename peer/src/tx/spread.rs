@@ -17,6 +17,7 @@ use super::pull::Pull;
 use super::push::QueuedPush;
 use super::store::{TxHash, hash_of, to_hex};
 use super::tree::LazyNotices;
+use super::tree_rank::CycleTop;
 use crate::comm::{Op, Protocol};
 use crate::events::EventKind;
 use crate::{Error, Result};
@@ -158,7 +159,7 @@ impl Distributor {
         let path_max = |peer: &PeerRef| {
             let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
             if round == 1 {
-                tree.first_copy(hash, 0);
+                tree.first_copy(hash, 0, self.me(), None);
             }
             tree.path_max(&hash, self.me(), &peer.id)
         };
@@ -519,7 +520,7 @@ impl Distributor {
             self.tree
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .first_copy(hash, path_max_rank);
+                .first_copy(hash, path_max_rank, self.me(), Some(&sender));
             self.accept(hash, data, round, Some(&sender), Some(compressible))
                 .await?
         };
@@ -534,21 +535,26 @@ impl Distributor {
         }
         // Only the highest-ranked link of the cycle the copies closed is
         // pruned, so concurrent prunes cannot cut the tree (see
-        // `tree_rank`). The other duplicates keep coming until a copy meets
-        // on that link.
-        let closes = self
+        // `tree_rank`). Both ends prune: a link pruned at one end only
+        // would still carry transactions one way but not the other.
+        let top = self
             .tree
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .closes_cycle_here(&hash, path_max_rank, self.me(), &sender);
-        if !closes {
-            return Ok(true);
+            .cycle_top(&hash, path_max_rank, self.me(), &sender);
+        match top {
+            // The sender prunes on this answer.
+            CycleTop::Duplicates => {
+                self.tree_link(&sender, TreeLink::Prune);
+                Ok(false)
+            }
+            CycleTop::FirstCopy(peer) => {
+                self.prune_and_tell(&peer);
+                Ok(true)
+            }
+            // The cycle stays until a copy meets on its highest link.
+            CycleTop::Elsewhere => Ok(true),
         }
-        // Both ends prune (the sender on this answer): a link pruned at
-        // one end only would still carry transactions one way but not
-        // the other.
-        self.tree_link(&sender, TreeLink::Prune);
-        Ok(false)
     }
 }
 

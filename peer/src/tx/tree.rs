@@ -19,16 +19,30 @@ use rand::Rng;
 
 use super::gossip::choose;
 use super::store::TxHash;
-use super::tree_rank::{PathMaxima, edge_rank, prunes_cycle};
+use super::tree_rank::{CycleTop, FirstCopy, PathMaxima, cycle_top, edge_rank};
 
 /// Eager links a node opens to random neighbours when it first spreads a
 /// transaction, and again whenever every link it had was pruned or
 /// failed. A random graph where every node brings 2 links is connected
-/// with high probability, and pruning removes the cycles. (3 made half
-/// again as many cycles, each costing duplicates until ranked pruning
-/// found its highest link: heavy-load p50 to 100% 328-388 ms against
-/// 16-55 ms with 2; see README "Stop 16".)
+/// with high probability once there are a few dozen nodes, and pruning
+/// removes the cycles. (3 made half again as many cycles, each costing
+/// duplicates until ranked pruning found its highest link: heavy-load
+/// p50 to 100% 328-388 ms against 16-55 ms with 2; see README "Stop 16".)
 pub const SEED_LINKS: usize = 2;
+
+/// Links seeded among fewer than `SMALL_NETWORK` neighbours: 2 each left
+/// a 6-node network in two pieces often enough to fail a test in 3 runs.
+pub const SEED_LINKS_SMALL: usize = 3;
+const SMALL_NETWORK: usize = 16;
+
+/// How many links a node with `neighbours` gossip neighbours seeds.
+pub fn seed_links(neighbours: usize) -> usize {
+    if neighbours < SMALL_NETWORK {
+        SEED_LINKS_SMALL
+    } else {
+        SEED_LINKS
+    }
+}
 
 /// Prune times kept before old ones are dropped.
 const PRUNES_REMEMBERED: usize = 1024;
@@ -118,10 +132,11 @@ impl Tree {
         self.eager.remove(peer)
     }
 
-    /// A transaction's first copy arrived here with path maximum `max`
-    /// (0 when submitted here).
-    pub fn first_copy(&mut self, hash: TxHash, max: u64) {
-        self.paths.note(hash, max);
+    /// A transaction's first copy arrived here pushed by `from` with path
+    /// maximum `max` (`None` and 0: submitted here).
+    pub fn first_copy(&mut self, hash: TxHash, max: u64, me: &str, from: Option<&str>) {
+        let from = from.map(|p| (p.to_owned(), edge_rank(me, p)));
+        self.paths.note(hash, FirstCopy { max, from });
     }
 
     /// The path maximum a push of `hash` from `me` to `peer` carries:
@@ -130,15 +145,15 @@ impl Tree {
     pub fn path_max(&self, hash: &TxHash, me: &str, peer: &str) -> u64 {
         self.paths
             .get(hash)
-            .unwrap_or(u64::MAX)
+            .map_or(u64::MAX, |f| f.max)
             .max(edge_rank(me, peer))
     }
 
-    /// Whether a duplicate of `hash` pushed by `peer` with path maximum
-    /// `max` closed a cycle whose highest link is this one (see
-    /// `tree_rank`): the only link of that cycle safe to prune.
-    pub fn closes_cycle_here(&self, hash: &TxHash, max: u64, me: &str, peer: &str) -> bool {
-        prunes_cycle(self.paths.get(hash), max, edge_rank(me, peer))
+    /// Which of this node's links, if any, is the highest-ranked of the
+    /// cycle a duplicate of `hash` pushed by `peer` with path maximum `max`
+    /// closed (see `tree_rank`): the only link of that cycle safe to prune.
+    pub fn cycle_top(&self, hash: &TxHash, max: u64, me: &str, peer: &str) -> CycleTop {
+        cycle_top(self.paths.get(hash), max, edge_rank(me, peer))
     }
 
     /// Opens `SEED_LINKS` links to random `neighbours` if this node has
@@ -159,10 +174,15 @@ impl Tree {
             return Vec::new();
         }
         let eager = &self.eager;
-        let seeds: Vec<String> = choose(neighbours, |n| eager.contains(id(n)), SEED_LINKS, rng)
-            .into_iter()
-            .map(|n| id(n).to_owned())
-            .collect();
+        let seeds: Vec<String> = choose(
+            neighbours,
+            |n| eager.contains(id(n)),
+            seed_links(neighbours.len()),
+            rng,
+        )
+        .into_iter()
+        .map(|n| id(n).to_owned())
+        .collect();
         self.eager.extend(seeds.iter().cloned());
         self.seeded = !seeds.is_empty();
         seeds
@@ -374,7 +394,11 @@ mod tests {
         let mut t = seeded();
         t.delivered_new("p1");
         t.prune("p1", Instant::now());
-        assert_eq!(targets(&mut t, &peers, &[], 0).eager.len(), SEED_LINKS);
+        assert_eq!(
+            targets(&mut t, &peers, &[], 0).eager.len(),
+            SEED_LINKS_SMALL,
+            "8 neighbours: a small network"
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! it crossed. A node that receives a second copy knows both copies'
 //! maxima. The two paths share a prefix from the origin, then split and
 //! meet at this node: if the maxima differ, the higher one lies on the
-//! cycle and is its highest-ranked link. The link is pruned only when it
-//! is exactly that one. A link that is the highest of some cycle is never
+//! cycle and is its highest-ranked link. Only that link is pruned, and only
+//! when it is one of this node's: the one the second copy crossed (its
+//! sender hears so in the push's answer) or the one the first copy crossed
+//! (its sender gets a prune request). A link that is the highest of some cycle is never
 //! in the minimum spanning tree by rank (the cycle property), so any set of
 //! such prunes, however concurrent, leaves the graph connected. Cycles whose
 //! highest link is elsewhere wait for a copy that meets on that link.
@@ -35,35 +37,63 @@ pub fn edge_rank(a: &str, b: &str) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes")).max(1)
 }
 
-/// Whether a duplicate push that crossed a link of rank `link` with path
-/// maximum `second` (that link included) should prune the link, given the
-/// path maximum `first` of the copy this node got first (`None`: not known,
-/// e.g. it was pulled). A push without ranks (`second` 0, from a sender
-/// that does not rank links) prunes as in plain Plumtree.
-pub fn prunes_cycle(first: Option<u64>, second: u64, link: u64) -> bool {
+/// How this node's first copy of a transaction arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstCopy {
+    /// The path maximum it carried (0: submitted here).
+    pub max: u64,
+    /// The peer that pushed it and that link's rank (none: submitted here).
+    pub from: Option<(String, u64)>,
+}
+
+/// Which of this node's links, if any, is the highest-ranked of the cycle
+/// that a duplicate closed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CycleTop {
+    /// The link the duplicate crossed.
+    Duplicates,
+    /// The link the first copy crossed, to this peer.
+    FirstCopy(String),
+    /// A link elsewhere on the cycle (or unknown): nothing is pruned here.
+    Elsewhere,
+}
+
+/// Judges a duplicate push that crossed a link of rank `link` carrying path
+/// maximum `second` (that link included), given how the first copy came
+/// (`None`: not known, e.g. it was pulled). A push without ranks (`second`
+/// 0, from a sender that does not rank links) prunes its link as in plain
+/// Plumtree.
+pub fn cycle_top(first: Option<&FirstCopy>, second: u64, link: u64) -> CycleTop {
     if second == 0 {
-        return true;
+        return CycleTop::Duplicates;
     }
-    match first {
-        Some(first) => second == link && second > first,
-        None => false,
+    let Some(first) = first else {
+        return CycleTop::Elsewhere;
+    };
+    if second > first.max && second == link {
+        return CycleTop::Duplicates;
+    }
+    match &first.from {
+        Some((peer, rank)) if first.max > second && first.max == *rank => {
+            CycleTop::FirstCopy(peer.clone())
+        }
+        _ => CycleTop::Elsewhere,
     }
 }
 
-/// The path maximum of each recent transaction's first copy here (0 for a
-/// transaction submitted here). Bounded; the oldest go first, and a
-/// forgotten one only means its duplicates prune nothing.
+/// How each recent transaction's first copy came here. Bounded; the oldest
+/// go first, and a forgotten one only means its duplicates prune nothing.
 #[derive(Debug, Default)]
 pub struct PathMaxima {
-    map: HashMap<TxHash, u64>,
+    map: HashMap<TxHash, FirstCopy>,
     order: VecDeque<TxHash>,
 }
 
 impl PathMaxima {
     pub const MAX: usize = 65_536;
 
-    /// The first copy's maximum; later ones are ignored.
-    pub fn note(&mut self, hash: TxHash, max: u64) {
+    /// The first copy's; later ones are ignored.
+    pub fn note(&mut self, hash: TxHash, first: FirstCopy) {
         if self.map.contains_key(&hash) {
             return;
         }
@@ -72,12 +102,12 @@ impl PathMaxima {
         {
             self.map.remove(&old);
         }
-        self.map.insert(hash, max);
+        self.map.insert(hash, first);
         self.order.push_back(hash);
     }
 
-    pub fn get(&self, hash: &TxHash) -> Option<u64> {
-        self.map.get(hash).copied()
+    pub fn get(&self, hash: &TxHash) -> Option<&FirstCopy> {
+        self.map.get(hash)
     }
 }
 
@@ -92,37 +122,50 @@ mod tests {
         assert_ne!(edge_rank("ab", "c"), edge_rank("a", "bc"));
     }
 
+    fn first(max: u64, from: Option<(&str, u64)>) -> FirstCopy {
+        FirstCopy {
+            max,
+            from: from.map(|(p, r)| (p.to_owned(), r)),
+        }
+    }
+
     #[test]
     fn only_the_cycles_highest_link_is_pruned() {
+        use CycleTop::*;
+        let via = |max, rank| first(max, Some(("z", rank)));
         // The second copy's last link is the highest on both paths.
-        assert!(prunes_cycle(Some(5), 9, 9));
+        assert_eq!(cycle_top(Some(&via(5, 3)), 9, 9), Duplicates);
         // Its path has a higher link further back: that one is the
         // cycle's highest (or the paths' shared one), not this.
-        assert!(!prunes_cycle(Some(5), 9, 7));
-        // The first copy's path holds the highest link.
-        assert!(!prunes_cycle(Some(9), 7, 7));
+        assert_eq!(cycle_top(Some(&via(5, 3)), 9, 7), Elsewhere);
+        // The first copy's last link is the highest: its sender is asked.
+        assert_eq!(cycle_top(Some(&via(9, 9)), 7, 7), FirstCopy("z".into()));
+        // The first copy's path holds the highest link further back.
+        assert_eq!(cycle_top(Some(&via(9, 4)), 7, 7), Elsewhere);
+        // Submitted here: no first link.
+        assert_eq!(cycle_top(Some(&first(0, None)), 7, 3), Elsewhere);
         // Equal maxima: the highest link is in the shared prefix.
-        assert!(!prunes_cycle(Some(9), 9, 9));
+        assert_eq!(cycle_top(Some(&via(9, 9)), 9, 9), Elsewhere);
         // First copy pulled: its path is unknown.
-        assert!(!prunes_cycle(None, 9, 9));
+        assert_eq!(cycle_top(None, 9, 9), Elsewhere);
         // A sender that does not rank links: plain Plumtree.
-        assert!(prunes_cycle(Some(0), 0, edge_rank("a", "b")));
-        assert!(prunes_cycle(None, 0, edge_rank("a", "b")));
+        assert_eq!(cycle_top(Some(&first(0, None)), 0, 5), Duplicates);
+        assert_eq!(cycle_top(None, 0, 5), Duplicates);
     }
 
     #[test]
     fn path_maxima_keep_the_first_copy_and_forget_the_oldest() {
         let mut m = PathMaxima::default();
-        m.note([1; 32], 4);
-        m.note([1; 32], 9);
-        assert_eq!(m.get(&[1; 32]), Some(4));
+        m.note([1; 32], first(4, None));
+        m.note([1; 32], first(9, None));
+        assert_eq!(m.get(&[1; 32]).map(|f| f.max), Some(4));
         for i in 0..PathMaxima::MAX as u32 {
             let mut h = [0u8; 32];
             h[..4].copy_from_slice(&i.to_be_bytes());
             h[31] = 7;
-            m.note(h, 1);
+            m.note(h, first(1, None));
         }
-        assert_eq!(m.get(&[1; 32]), None);
+        assert!(m.get(&[1; 32]).is_none());
         assert_eq!(m.map.len(), PathMaxima::MAX);
     }
 
@@ -154,16 +197,22 @@ mod tests {
             let origin = rng.random_range(0..NODES);
             queue.push(Reverse((tx as u64, tx, origin, origin, 0u64)));
         }
-        let mut first: HashMap<(usize, usize), u64> = HashMap::new();
+        let mut first: HashMap<(usize, usize), FirstCopy> = HashMap::new();
         while let Some(Reverse((t, tx, from, to, max))) = queue.pop() {
-            if let Some(&first_max) = first.get(&(tx, to)) {
-                let prune = !ranked || prunes_cycle(Some(first_max), max, rank(from, to));
-                if prune {
-                    links.remove(&(from.min(to), from.max(to)));
+            if let Some(copy) = first.get(&(tx, to)) {
+                let prune = match cycle_top(Some(copy), max, rank(from, to)) {
+                    _ if !ranked => Some(from),
+                    CycleTop::Duplicates => Some(from),
+                    CycleTop::FirstCopy(peer) => peer[1..].parse().ok(),
+                    CycleTop::Elsewhere => None,
+                };
+                if let Some(p) = prune {
+                    links.remove(&(p.min(to), p.max(to)));
                 }
                 continue;
             }
-            first.insert((tx, to), max);
+            let came = (from != to).then(|| (id(from), rank(from, to)));
+            first.insert((tx, to), FirstCopy { max, from: came });
             let next: Vec<usize> = links
                 .iter()
                 .filter_map(|&(a, b)| (a == to).then_some(b).or((b == to).then_some(a)))

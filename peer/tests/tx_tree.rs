@@ -231,3 +231,37 @@ async fn transactions_above_the_tree_push_limit_cross_each_link_once_by_pull() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_request_drops_the_link_a_graft_opened() {
+    use sorcha_proto::transaction::FetchRequest;
+    use sorcha_proto::transaction::transaction_distribution_client::TransactionDistributionClient;
+    let dirs: Vec<_> = (0..1).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = mk_network(&dirs, tree).await;
+    let mut c = TransactionDistributionClient::connect(nodes[0].url())
+        .await
+        .unwrap();
+    let ask = |graft: bool| FetchRequest {
+        requesting_peer_id: "peer-x".into(),
+        hashes: Vec::new(),
+        graft,
+        prune: !graft,
+    };
+    let links = || nodes[0].distributor.tree_links();
+    c.fetch_transactions(ask(true)).await.unwrap();
+    assert!(
+        links().contains(&"peer-x".to_owned()),
+        "grafted: {:?}",
+        links()
+    );
+    c.fetch_transactions(ask(false)).await.unwrap();
+    assert!(
+        !links().contains(&"peer-x".to_owned()),
+        "pruned: {:?}",
+        links()
+    );
+    assert_eq!(nodes[0].membership.metrics.tree_prunes.get(), 1);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

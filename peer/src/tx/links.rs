@@ -213,15 +213,15 @@ impl Distributor {
         }
     }
 
-    /// A peer pulled `hashes` from this node; `graft`: because the
-    /// broadcast tree failed to bring it the transaction, so push to it
-    /// from now on. A graft naming no transaction re-asserts a link (see
-    /// `reassert_tree`).
     /// `peer` dropped its tree link to this node (see `FetchRequest.prune`).
     pub fn pruned_by(&self, peer: &str) {
         self.tree_link(peer, TreeLink::Prune);
     }
 
+    /// A peer pulled `hashes` from this node; `graft`: because the
+    /// broadcast tree failed to bring it the transaction, so push to it
+    /// from now on. A graft naming no transaction re-asserts a link (see
+    /// `reassert_tree`).
     pub fn pulled_by(&self, peer: &str, graft: bool, hashes: usize) {
         match (graft, hashes) {
             (false, _) => {}

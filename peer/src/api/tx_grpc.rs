@@ -235,15 +235,15 @@ impl TransactionDistribution for TxService {
             let gzip = gzip_accepted && worth_compressing(&data);
             let total = data.len().div_ceil(CHUNK_BYTES).max(1) as i32;
             // Chunks are slices of the held bytes, not copies.
-            let chunks: Vec<Result<TransactionChunk, Status>> = (0..data.len())
-                .step_by(CHUNK_BYTES)
+            let chunks: Vec<Result<TransactionChunk, Status>> = data
+                .chunks(CHUNK_BYTES)
                 .enumerate()
-                .map(|(i, from)| {
+                .map(|(i, c)| {
                     Ok(TransactionChunk {
                         transaction_hash: r.transaction_hash.clone(),
                         chunk_index: i as i32,
                         total_chunks: total,
-                        chunk_data: data.slice(from..(from + CHUNK_BYTES).min(data.len())),
+                        chunk_data: data.slice_ref(c),
                     })
                 })
                 .collect();

@@ -9,6 +9,13 @@ use bytes::Bytes;
 
 use super::store::TxHash;
 
+/// Transactions below this size are copied into their own allocation when
+/// cached: a decoded transaction is a slice of its message's receive
+/// buffer, and a small one kept for minutes would pin a buffer many times
+/// its size, past the cache's byte budget. Larger ones are most of their
+/// buffer and are kept as they are.
+const SHARED_FROM: usize = 64 * 1024;
+
 pub struct HotCache {
     capacity: usize,
     bytes: usize,
@@ -31,6 +38,11 @@ impl HotCache {
         if self.map.contains_key(&hash) {
             return false;
         }
+        let data = if data.len() < SHARED_FROM {
+            Bytes::copy_from_slice(&data)
+        } else {
+            data
+        };
         self.bytes += data.len();
         self.map.insert(hash, data);
         self.order.push_back(hash);

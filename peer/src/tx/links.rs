@@ -159,7 +159,7 @@ impl Distributor {
     /// node that has nothing to spread yet must still be reachable.
     pub(super) fn tend_tree(self: &Arc<Self>) -> std::sync::MutexGuard<'_, Neighbours> {
         let (g, seeds) = self.seed_tree();
-        self.ask_grafts(&g.reachable, &seeds);
+        self.ask_links(&g.reachable, &seeds, true);
         g
     }
 
@@ -187,28 +187,22 @@ impl Distributor {
     pub(super) fn reassert_tree(self: &Arc<Self>) {
         // New seeds are among the links: each is asked once.
         let (g, _) = self.seed_tree();
-        self.ask_grafts(&g.reachable, &self.tree_links());
+        self.ask_links(&g.reachable, &self.tree_links(), true);
     }
 
     /// Drops the tree link to `peer` and asks it to drop its end (a
     /// prune not carried by a push's answer).
     pub(super) fn prune_and_tell(self: &Arc<Self>, peer: &str) {
         self.tree_link(peer, TreeLink::Prune);
-        let found = self
-            .neighbours()
-            .reachable
-            .iter()
-            .find(|p| p.id == peer)
-            .cloned();
-        if let Some(p) = found {
-            tokio::spawn(self.clone().ask_link(p, false));
-        }
+        let g = self.neighbours();
+        self.ask_links(&g.reachable, &[peer.to_owned()], false);
     }
 
-    fn ask_grafts(self: &Arc<Self>, reachable: &[PeerRef], ids: &[String]) {
+    /// Asks each of `ids` that is reachable to graft (or prune) its link.
+    fn ask_links(self: &Arc<Self>, reachable: &[PeerRef], ids: &[String], graft: bool) {
         for id in ids {
             if let Some(peer) = reachable.iter().find(|p| &p.id == id) {
-                tokio::spawn(self.clone().ask_link(peer.clone(), true));
+                tokio::spawn(self.clone().ask_link(peer.clone(), graft));
             }
         }
     }

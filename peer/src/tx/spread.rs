@@ -154,21 +154,24 @@ impl Distributor {
         self.m.metrics.gossip_rounds.inc();
         let note = announcement(hash, size, round, compressible);
         let small = size <= TREE_PUSH_MAX.min(self.cfg.streaming_threshold);
-        // The origin's copy crossed no link yet; a relay's first copy was
-        // noted when its push arrived (see `on_push`).
-        let path_max = |peer: &PeerRef| {
-            let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
-            if round == 1 {
-                tree.first_copy(hash, 0, self.me(), None);
+        if small {
+            // Each push's path maximum (see `tree_rank`). The origin's copy
+            // crossed no link yet; a relay's first copy was noted when its
+            // push arrived (see `on_push`).
+            let path_maxima: Vec<u64> = {
+                let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+                if round == 1 {
+                    tree.first_copy(hash, 0, self.me(), None);
+                }
+                let max = |p: &PeerRef| tree.path_max(&hash, self.me(), &p.id);
+                targets.eager.iter().map(max).collect()
+            };
+            for (peer, max) in targets.eager.iter().zip(path_maxima) {
+                self.push(peer, queued(hash, size, round, compressible, max));
             }
-            tree.path_max(&hash, self.me(), &peer.id)
-        };
-        for peer in targets.eager {
-            if small {
-                let max = path_max(&peer);
-                self.push(&peer, queued(hash, size, round, compressible, max));
-            } else {
-                self.announce_to(&peer, note.clone());
+        } else {
+            for peer in &targets.eager {
+                self.announce_to(peer, note.clone());
             }
         }
         let lazy = CompactNotification { lazy: true, ..note };

@@ -55,19 +55,13 @@ async fn a_stopped_peer_is_removed_after_the_failure_threshold() {
     let gone = b.node_id().to_owned();
     b.shutdown().await;
 
-    // The failure counter climbs past the threshold (3) before removal.
-    let mut max_failures = 0;
     wait_for("the stopped peer to be removed", LIMIT, || {
-        if let Some(p) = a.membership.get(&gone) {
-            max_failures = max_failures.max(p.failure_count);
-        }
         !known_ids(&a).contains(&gone) && !known_ids(&boot).contains(&gone)
     })
     .await;
-    assert_eq!(
-        max_failures, 3,
-        "removed only after failures exceeded the threshold"
-    );
+    // The removal event names the failure count at removal: one past the
+    // threshold (3). Sampling `failure_count` while waiting is no proof:
+    // several operations can fail between two 20 ms samples (CI saw 1).
     let removal = a
         .membership
         .events

@@ -11,7 +11,7 @@ use sorcha_proto::transaction::CompactNotification;
 
 use super::dedupe::{Dedupe, DedupeConfig, random_salt};
 use super::gossip::REPAIR_ROUND;
-use super::hot::HotCache;
+use super::hot::{Budget, Committing, HotCache};
 use super::links::Neighbours;
 pub(super) use super::links::TreeLink;
 use super::mailbox::Mailboxes;
@@ -28,7 +28,10 @@ use crate::discovery::state::NodeState;
 use crate::{Error, Result};
 
 /// Memory for recently accepted transactions (see `hot`).
-const HOT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+const HOT_CACHE: Budget = Budget {
+    small: 56 * 1024 * 1024,
+    large: 8 * 1024 * 1024,
+};
 
 /// A peer to talk to: its id (for exclusion and logs) and URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +138,7 @@ impl Distributor {
             pulling: Mutex::new(HashMap::new()),
             submitted_at: Mutex::new(HashMap::new()),
             flushing: tokio::sync::Mutex::new(()),
-            hot: Mutex::new(HotCache::new(HOT_CACHE_BYTES)),
+            hot: Mutex::new(HotCache::new(HOT_CACHE)),
             lazy_notices: Mutex::new(LazyNotices::default()),
             neighbours: Mutex::new(Neighbours::new()),
             tree: Mutex::new(Tree::default()),
@@ -290,7 +293,15 @@ impl Distributor {
             .unwrap_or_else(|e| e.into_inner())
             .insert(hash, data.clone());
         let metrics = &self.m.metrics;
-        if !fresh || self.stored(&hash)? {
+        if !fresh {
+            metrics.tx_duplicates.inc();
+            return Ok(false);
+        }
+        let committing = Committing {
+            cache: &self.hot,
+            hash,
+        };
+        if self.stored(&hash)? {
             metrics.tx_duplicates.inc();
             return Ok(false);
         }
@@ -352,6 +363,9 @@ impl Distributor {
             }
         }
         self.remember(&hash);
+        // Evictable only now: until `remember`, the cache is what says
+        // this node holds it.
+        drop(committing);
         metrics.tx_stored.inc();
         let _ = self.stored.send(hash);
         Ok(true)

@@ -11,12 +11,16 @@ use bytes::Bytes;
 
 use super::store::TxHash;
 
-/// Transactions from this size on are large. Smaller ones are copied into
-/// their own allocation when cached: a decoded transaction is a slice of
-/// its message's receive buffer, and a small one kept for minutes would pin
-/// a buffer many times its size, past the cache's byte budget. Large ones
-/// are most of their buffer and are kept as they are.
-pub const LARGE_FROM: usize = 64 * 1024;
+/// Transactions below this size are copied into their own allocation when
+/// cached: a decoded transaction is a slice of its message's receive
+/// buffer, and a small one kept for minutes would pin a buffer many times
+/// its size, past the cache's byte budget. Larger ones are most of their
+/// buffer and are kept as they are.
+const SHARED_FROM: usize = 64 * 1024;
+
+/// Transactions from this size on are large: the tree announces them for
+/// a pull instead of pushing them (`TREE_PUSH_MAX`).
+pub const LARGE_FROM: usize = super::spread::TREE_PUSH_MAX as usize + 1;
 
 /// Bytes for small and for large transactions, each evicted on its own.
 /// Large ones get a small share: their pullers (the tree's children) ask
@@ -101,7 +105,7 @@ impl HotCache {
         if self.map.contains_key(&hash) {
             return false;
         }
-        let data = if data.len() < LARGE_FROM {
+        let data = if data.len() < SHARED_FROM {
             Bytes::copy_from_slice(&data)
         } else {
             data

@@ -61,8 +61,6 @@ pub enum Error {
     },
     #[error("address lookup via {target} failed: {message}")]
     AddressLookup { target: String, message: String },
-    #[error("{0} is not implemented yet")]
-    NotImplemented(&'static str),
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
 }
@@ -82,7 +80,6 @@ impl Error {
             Error::InvalidPeerAddress { .. } => "invalid_peer_address",
             Error::QueueFull { .. } => "queue_full",
             Error::InvalidTxHash { .. } => "invalid_tx_hash",
-            Error::NotImplemented(_) => "not_implemented",
             Error::AddressLookup { .. } => "address_lookup",
             Error::StoreClosed(_) => "store_closed",
             Error::InvalidTransaction(_) => "invalid_transaction",

@@ -18,7 +18,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::api::serve::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
+use crate::api::serve::{H2_CONNECTION_WINDOW, H2_MAX_FRAME, H2_STREAM_WINDOW};
 use crate::security::{PeerTls, SecurityError};
 use crate::{Error, Result};
 
@@ -73,7 +73,8 @@ impl Connector {
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .initial_stream_window_size(H2_STREAM_WINDOW)
-            .initial_connection_window_size(H2_CONNECTION_WINDOW))
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_frame_size(H2_MAX_FRAME))
     }
 
     /// A channel that connects on first use (and reconnects after a

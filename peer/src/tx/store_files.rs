@@ -13,17 +13,17 @@
 //! every peer from 566 ms to about 100 ms.
 //!
 //! Files from `DIRECT_FROM` up are written with direct I/O (`O_DIRECT`)
-//! where the filesystem allows it. Through the page cache, 100 nodes writing 500 MB/s spent
-//! most of their time in the kernel (page-cache copies, reclaim once RAM
-//! filled, writeback): on the gossip benchmark's 200 × 1 MiB row, 74% of
-//! the CPU was system time, and every peer stored each transaction after
-//! 25–39 s (p50). With direct I/O it is 164 ms, and CPU per transaction
-//! (all peers) fell from ~505 to ~297 ms. Reads still go through the page
-//! cache, which direct writes keep coherent. A filesystem that refuses
-//! direct I/O (tmpfs on older kernels, some overlays) gets buffered writes.
-//! Below 256 KiB the page cache wins: A/B on 60 light-load transactions,
-//! CPU per transaction at 100 KiB 88–109 ms buffered against 111–117 ms
-//! direct; at 256 KiB 171–207 against 148–161 ms.
+//! where the filesystem allows it. Through the page cache, 100 nodes
+//! writing 500 MB/s spent most of their time in the kernel (page-cache
+//! copies, reclaim once RAM filled, writeback): on the gossip benchmark's
+//! 200 × 1 MiB row, 74% of the CPU was system time, and every peer stored
+//! each transaction after 25–39 s (p50). With direct I/O it was 0.17 s,
+//! and CPU per transaction (all peers) fell from ~505 to ~300 ms. Reads
+//! still go through the page cache, which direct writes keep coherent. A
+//! filesystem that refuses direct I/O (tmpfs on older kernels, some
+//! overlays) gets buffered writes. Below 256 KiB the page cache wins: A/B
+//! on 60 light-load transactions, CPU per transaction at 100 KiB 88–109 ms
+//! buffered against 111–117 ms direct; at 256 KiB 171–207 against 148–161.
 //!
 //! Ordering keeps a committed row's file whole: the writer thread writes
 //! the file before the commit that adds its row (syncing both when the
@@ -98,8 +98,8 @@ impl TxFiles {
     pub fn write(&self, hash: &TxHash, data: &[u8], sync: bool) -> Result<()> {
         let path = self.path(hash);
         let direct = data.len() >= DIRECT_FROM && self.direct.load(Ordering::Relaxed);
-        let f = match direct {
-            true => match write_direct(&path, data) {
+        let written = if direct {
+            match write_direct(&path, data) {
                 Ok(f) => Some(f),
                 // Alignment is ours to get right, so EINVAL means the
                 // filesystem does not do direct I/O.
@@ -109,10 +109,11 @@ impl TxFiles {
                     None
                 }
                 Err(e) => return Err(self.err(hash)(e)),
-            },
-            false => None,
+            }
+        } else {
+            None
         };
-        let f = match f {
+        let f = match written {
             Some(f) => f,
             None => {
                 let mut f = File::create(&path).map_err(self.err(hash))?;

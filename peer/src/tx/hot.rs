@@ -26,8 +26,8 @@ pub const LARGE_FROM: usize = super::spread::TREE_PUSH_MAX as usize + 1;
 /// Large ones get a small share: their pullers (the tree's children) ask
 /// within moments, later ones read the file. Holding every large copy
 /// made each new one land in freshly faulted memory; on the 100-peer
-/// 1 MiB benchmark a 64 MiB share cost ~15% more CPU per transaction than
-/// 4–16 MiB.
+/// 1 MiB benchmark a 64 MiB share cost 10–70% more CPU per transaction
+/// than 4–16 MiB (alternating runs, 369–406 against 427–672 ms).
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub small: usize,

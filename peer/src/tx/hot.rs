@@ -91,12 +91,10 @@ impl HotCache {
         }
     }
 
-    fn shelf(&mut self, len: usize) -> &mut Shelf {
-        if len < LARGE_FROM {
-            &mut self.small
-        } else {
-            &mut self.large
-        }
+    /// The shelf for an entry of `len` bytes, with the map it evicts from.
+    fn shelf(&mut self, len: usize) -> (&mut Shelf, &mut HashMap<TxHash, Entry>) {
+        let Self { map, small, large } = self;
+        (if len < LARGE_FROM { small } else { large }, map)
     }
 
     /// Adds `hash` as being committed (see `committed`); false (and
@@ -118,10 +116,10 @@ impl HotCache {
                 committing: true,
             },
         );
-        let shelf = self.shelf(len);
+        let (shelf, map) = self.shelf(len);
         shelf.bytes += len;
         shelf.order.push_back(hash);
-        self.evict(len);
+        shelf.evict(map);
         true
     }
 
@@ -130,13 +128,9 @@ impl HotCache {
         if let Some(e) = self.map.get_mut(hash) {
             e.committing = false;
             let len = e.data.len();
-            self.evict(len);
+            let (shelf, map) = self.shelf(len);
+            shelf.evict(map);
         }
-    }
-
-    fn evict(&mut self, len: usize) {
-        let Self { map, small, large } = self;
-        if len < LARGE_FROM { small } else { large }.evict(map);
     }
 
     pub fn get(&self, hash: &TxHash) -> Option<Bytes> {
@@ -152,7 +146,7 @@ impl HotCache {
     pub fn remove(&mut self, hash: &TxHash) {
         if let Some(e) = self.map.remove(hash) {
             let len = e.data.len();
-            self.shelf(len).bytes -= len;
+            self.shelf(len).0.bytes -= len;
         }
     }
 }
